@@ -1,0 +1,20 @@
+//! recsys: matrix-factorization recommenders on user–item interaction data.
+//!
+//! Data flows one way (see `README.md`):
+//! files → [`data::load`] → [`interactions::Interactions`] → [`data::split`] →
+//! [`train`] → [`model::Model`] → model file (safetensors) → [`score`] / [`eval`].
+//!
+//! Dense user/item indices (`u32`) are an implementation detail; the public API
+//! speaks in external ids ([`interactions::IdKey`]).
+
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod interactions;
+pub mod model;
+pub mod score;
+pub mod train;
+mod util;
+
+pub use error::{Error, Result};

@@ -1,0 +1,256 @@
+//! The trained model: factors, biases, id maps, each user's training items,
+//! item popularity, and self-describing metadata ([`ModelMeta`]).
+//!
+//! A [`Model`] either owns its arrays (fresh from training) or views them in a
+//! memory-mapped model file ([`file`]), so loading a large model costs a
+//! header parse and a few checks, not a copy.
+
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::interactions::{Csr, IdMap, Interactions};
+use crate::train::kernels::dot;
+use crate::train::EpochReport;
+pub use file::Buf;
+
+/// The `format` field every model file carries.
+pub const FORMAT: &str = "recsys-model";
+/// Bumped on any incompatible change to the file layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where the training data came from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DataInfo {
+    /// xxh3 digest of the training interactions and id maps.
+    pub fingerprint: String,
+    pub sources: Vec<String>,
+    pub rows: usize,
+}
+
+/// Everything about a model but its arrays; stored as JSON in the
+/// safetensors header (`__metadata__["recsys"]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelMeta {
+    pub format: String,
+    pub format_version: u32,
+    pub recsys_version: String,
+    pub algorithm: String,
+    /// Implicit-feedback models score by p·q only; explicit ones predict ratings.
+    pub implicit: bool,
+    pub factors: usize,
+    pub n_users: usize,
+    pub n_items: usize,
+    pub params: serde_json::Value,
+    pub rating_min: f32,
+    pub rating_max: f32,
+    pub created_unix: u64,
+    pub created: String,
+    pub data: DataInfo,
+    pub metrics: BTreeMap<String, f64>,
+    pub history: Vec<EpochReport>,
+    pub best_epoch: usize,
+}
+
+impl ModelMeta {
+    pub fn new(
+        algorithm: &str,
+        implicit: bool,
+        factors: usize,
+        params: serde_json::Value,
+        history: Vec<EpochReport>,
+        best_epoch: usize,
+        (rating_min, rating_max): (f32, f32),
+    ) -> Self {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        ModelMeta {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            recsys_version: env!("CARGO_PKG_VERSION").into(),
+            algorithm: algorithm.into(),
+            implicit,
+            factors,
+            n_users: 0,
+            n_items: 0,
+            params,
+            rating_min,
+            rating_max,
+            created_unix: now,
+            created: rfc3339(now),
+            data: DataInfo::default(),
+            metrics: BTreeMap::new(),
+            history,
+            best_epoch,
+        }
+    }
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, H. Hinnant).
+pub fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// What a trainer hands over to build a [`Model`]; arrays in `train`'s index order.
+pub struct ModelParts<'a> {
+    pub user_factors: Vec<f32>,
+    pub item_factors: Vec<f32>,
+    pub user_bias: Vec<f32>,
+    pub item_bias: Vec<f32>,
+    pub global_mean: f32,
+    pub train: &'a Interactions,
+    pub meta: ModelMeta,
+}
+
+/// A trained model. See the module docs.
+#[derive(Debug)]
+pub struct Model {
+    pub(crate) meta: ModelMeta,
+    pub(crate) k: usize,
+    pub(crate) user_factors: Buf<f32>,
+    pub(crate) item_factors: Buf<f32>,
+    pub(crate) user_bias: Buf<f32>,
+    pub(crate) item_bias: Buf<f32>,
+    pub(crate) item_popularity: Buf<f32>,
+    pub(crate) global_mean: f32,
+    pub(crate) user_ids: Arc<IdMap>,
+    pub(crate) item_ids: Arc<IdMap>,
+    pub(crate) seen_indptr: Buf<u64>,
+    pub(crate) seen_items: Buf<u32>,
+}
+
+impl Model {
+    pub fn from_parts(p: ModelParts<'_>) -> Model {
+        let t = p.train;
+        let mut meta = p.meta;
+        meta.n_users = t.n_users();
+        meta.n_items = t.n_items();
+        meta.data.rows = t.len();
+        meta.data.fingerprint = t.fingerprint();
+        let seen: Csr = t.by_user();
+        Model {
+            k: meta.factors,
+            meta,
+            user_factors: Buf::Owned(p.user_factors),
+            item_factors: Buf::Owned(p.item_factors),
+            user_bias: Buf::Owned(p.user_bias),
+            item_bias: Buf::Owned(p.item_bias),
+            item_popularity: Buf::Owned(t.item_counts().into_iter().map(|c| c as f32).collect()),
+            global_mean: p.global_mean,
+            user_ids: Arc::clone(&t.user_ids),
+            item_ids: Arc::clone(&t.item_ids),
+            seen_indptr: Buf::Owned(seen.indptr),
+            seen_items: Buf::Owned(seen.indices),
+        }
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+    pub fn meta_mut(&mut self) -> &mut ModelMeta {
+        &mut self.meta
+    }
+    pub fn factors(&self) -> usize {
+        self.k
+    }
+    pub fn n_users(&self) -> usize {
+        self.user_ids.len()
+    }
+    pub fn n_items(&self) -> usize {
+        self.item_ids.len()
+    }
+    pub fn user_ids(&self) -> &IdMap {
+        &self.user_ids
+    }
+    pub fn item_ids(&self) -> &IdMap {
+        &self.item_ids
+    }
+    pub fn user_factors(&self) -> &[f32] {
+        &self.user_factors
+    }
+    pub fn item_factors(&self) -> &[f32] {
+        &self.item_factors
+    }
+    pub fn user_bias(&self) -> &[f32] {
+        &self.user_bias
+    }
+    pub fn item_bias(&self) -> &[f32] {
+        &self.item_bias
+    }
+    pub fn global_mean(&self) -> f32 {
+        self.global_mean
+    }
+    pub fn item_popularity(&self) -> &[f32] {
+        &self.item_popularity
+    }
+    pub fn user_vector(&self, u: u32) -> &[f32] {
+        &self.user_factors[u as usize * self.k..(u as usize + 1) * self.k]
+    }
+    pub fn item_vector(&self, i: u32) -> &[f32] {
+        &self.item_factors[i as usize * self.k..(i as usize + 1) * self.k]
+    }
+
+    /// The items user `u` had in training, sorted.
+    pub fn seen(&self, u: u32) -> &[u32] {
+        let (a, b) = (self.seen_indptr[u as usize] as usize, self.seen_indptr[u as usize + 1] as usize);
+        &self.seen_items[a..b]
+    }
+
+    /// Predicted value for known (u, i): a rating clipped to the training
+    /// range for explicit models, the raw score p·q for implicit ones.
+    pub fn predict(&self, u: u32, i: u32) -> f32 {
+        let s = dot(self.user_vector(u), self.item_vector(i));
+        if self.meta.implicit {
+            return s;
+        }
+        let r = self.global_mean + self.user_bias[u as usize] + self.item_bias[i as usize] + s;
+        self.clip(r)
+    }
+
+    /// The fallback prediction when the user or the item is unknown: the
+    /// baseline terms that are known (global mean plus known biases).
+    pub fn predict_partial(&self, u: Option<u32>, i: Option<u32>) -> f32 {
+        match (u, i) {
+            (Some(u), Some(i)) => self.predict(u, i),
+            _ => {
+                let r = self.global_mean
+                    + u.map_or(0.0, |u| self.user_bias[u as usize])
+                    + i.map_or(0.0, |i| self.item_bias[i as usize]);
+                self.clip(r)
+            }
+        }
+    }
+
+    fn clip(&self, r: f32) -> f32 {
+        if self.meta.rating_min < self.meta.rating_max {
+            r.clamp(self.meta.rating_min, self.meta.rating_max)
+        } else {
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_764_072_000), "2025-11-25T12:00:00Z");
+    }
+}

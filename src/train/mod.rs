@@ -1,0 +1,113 @@
+//! Training. One file per algorithm (`sgd`; ALS and BPR follow the same
+//! shape): a `*Params` type with consuming setters and a `check()` that
+//! returns the validated `*ValidParams`, whose `fit` turns interactions into a
+//! [`Model`](crate::model::Model). Progress goes through a callback; this
+//! module never prints.
+
+pub mod kernels;
+pub mod sgd;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened in one epoch, as reported to the progress callback and
+/// stored in the model's metadata.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EpochReport {
+    pub epoch: usize,
+    /// RMSE of the training entries as seen during the pass (before each update).
+    pub train_rmse: f64,
+    pub valid_rmse: Option<f64>,
+    /// Seconds spent in the gradient pass (without validation).
+    pub seconds: f64,
+    /// Training entries processed per second in the gradient pass.
+    pub entries_per_second: f64,
+}
+
+/// Validation data in the trainer's index space: (user, item, value).
+#[derive(Clone, Debug, Default)]
+pub struct Validation {
+    pub users: Vec<u32>,
+    pub items: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl Validation {
+    /// Keeps the entries of `held` whose user and item are known to `train`
+    /// (others cannot guide the factors).
+    pub fn from_heldout(train: &crate::interactions::Interactions, held: &crate::interactions::Interactions) -> Validation {
+        let um = held.user_ids.translate_to(&train.user_ids);
+        let im = held.item_ids.translate_to(&train.item_ids);
+        let mut v = Validation::default();
+        for n in 0..held.len() {
+            if let (Some(u), Some(i)) = (um[held.users[n] as usize], im[held.items[n] as usize]) {
+                v.users.push(u);
+                v.items.push(i);
+                v.values.push(held.values[n]);
+            }
+        }
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// Early stopping on a validation metric where lower is better.
+#[derive(Clone, Debug)]
+pub(crate) struct EarlyStop {
+    patience: Option<usize>,
+    best: f64,
+    best_epoch: usize,
+}
+
+impl EarlyStop {
+    pub(crate) fn new(patience: Option<usize>) -> Self {
+        EarlyStop { patience, best: f64::INFINITY, best_epoch: 0 }
+    }
+
+    /// Records an epoch's metric; returns (improved, stop now).
+    pub(crate) fn observe(&mut self, epoch: usize, metric: f64) -> (bool, bool) {
+        let improved = metric < self.best;
+        if improved {
+            self.best = metric;
+            self.best_epoch = epoch;
+        }
+        let stop = self.patience.is_some_and(|p| epoch >= self.best_epoch + p);
+        (improved, stop)
+    }
+
+    pub(crate) fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (all cores when `None`).
+pub(crate) fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        b = b.num_threads(t);
+    }
+    let pool = b.build().map_err(|e| crate::Error::Other(format!("cannot start the thread pool: {e}")))?;
+    Ok(pool.install(f))
+}
+
+/// The thread count a run will use.
+pub fn effective_threads(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stop_waits_for_patience() {
+        let mut e = EarlyStop::new(Some(2));
+        assert_eq!(e.observe(1, 1.0), (true, false));
+        assert_eq!(e.observe(2, 0.9), (true, false));
+        assert_eq!(e.observe(3, 0.95), (false, false));
+        assert_eq!(e.observe(4, 0.91), (false, true));
+        assert_eq!(e.best_epoch(), 2);
+    }
+}

@@ -1,0 +1,78 @@
+//! Small helpers shared by modules: crash-safe file writes.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The temporary sibling a write goes to before the rename.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Makes a finished temp file durable and moves it over `path`: fsync the
+/// file, rename (atomic on POSIX), fsync the folder so the rename survives a
+/// crash. A reader sees the old file or the new one, never a partial one.
+pub(crate) fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
+    let f = File::open(tmp).map_err(|e| Error::io(tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(tmp, e))?;
+    drop(f);
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        Error::io(path, e)
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Writes `path` through a temp file + fsync + rename; on any error the temp
+/// file is removed and `path` is untouched.
+pub(crate) fn atomic_write<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> Result<()>,
+{
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = temp_path(path);
+    let result = (|| {
+        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        write(&mut w)?;
+        w.flush().map_err(|e| Error::io(&tmp, e))?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => commit_temp(&tmp, path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_write_keeps_the_old_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.bin");
+        atomic_write(&p, |w| w.write_all(b"old").map_err(|e| Error::io("x", e))).unwrap();
+        let err = atomic_write(&p, |w| {
+            w.write_all(b"partial").unwrap();
+            Err(Error::Other("disk full".into()))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temp file left behind");
+    }
+}
