@@ -22,7 +22,11 @@ pub const DEFAULT_DATA: &str = "data/synth-small.csv";
 pub const DEFAULT_MODEL: &str = "models/model.safetensors";
 
 #[derive(Parser, Debug)]
-#[command(name = "recsys", version, about = "Train and serve matrix-factorization recommenders")]
+#[command(
+    name = "recsys",
+    version,
+    about = "Train and serve matrix-factorization recommenders"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -226,7 +230,10 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn sgd_params(a: &TrainArgs) -> SgdParams {
-    let mut p = SgdParams::default().seed(a.seed).threads(a.threads).patience(a.patience);
+    let mut p = SgdParams::default()
+        .seed(a.seed)
+        .threads(a.threads)
+        .patience(a.patience);
     if let Some(v) = a.factors {
         p = p.factors(v);
     }
@@ -251,13 +258,21 @@ fn sgd_params(a: &TrainArgs) -> SgdParams {
     p
 }
 
-fn load_data(sources: &[String], opts: &LoadOptions, what: &str) -> Result<(Interactions, data::LoadReport)> {
-    let (x, rep) = data::load(sources, opts).with_context(|| format!("loading {what} {}", sources.join(", ")))?;
+fn load_data(
+    sources: &[String],
+    opts: &LoadOptions,
+    what: &str,
+) -> Result<(Interactions, data::LoadReport)> {
+    let (x, rep) = data::load(sources, opts)
+        .with_context(|| format!("loading {what} {}", sources.join(", ")))?;
     if rep.bad_rows_skipped > 0 {
         eprintln!("{what}: skipped {} malformed row(s)", rep.bad_rows_skipped);
     }
     if rep.duplicates_dropped > 0 {
-        eprintln!("{what}: {} duplicated (user, item) row(s) dropped, the last one kept", rep.duplicates_dropped);
+        eprintln!(
+            "{what}: {} duplicated (user, item) row(s) dropped, the last one kept",
+            rep.duplicates_dropped
+        );
     }
     Ok((x, rep))
 }
@@ -271,9 +286,15 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     }
     if a.patience.is_some() && a.validation.is_none() {
-        bail!("--patience needs --validation F (a held-out fraction of the training data to watch)");
+        bail!(
+            "--patience needs --validation F (a held-out fraction of the training data to watch)"
+        );
     }
-    let sources = if a.data.is_empty() { vec![DEFAULT_DATA.to_string()] } else { a.data.clone() };
+    let sources = if a.data.is_empty() {
+        vec![DEFAULT_DATA.to_string()]
+    } else {
+        a.data.clone()
+    };
     let mut opts = a.load.options();
     opts.min_user_count = a.min_user_count;
     opts.min_item_count = a.min_item_count;
@@ -282,7 +303,11 @@ fn train(a: TrainArgs) -> Result<()> {
     let (all, rep) = load_data(&sources, &opts, "data")?;
     eprintln!(
         "loaded {} rows ({} users, {} items) from {} file(s) in {:.2}s",
-        rep.rows, rep.users, rep.items, rep.files.len(), t0.elapsed().as_secs_f64()
+        rep.rows,
+        rep.users,
+        rep.items,
+        rep.files.len(),
+        t0.elapsed().as_secs_f64()
     );
     let (train_side, test_side) = match a.split {
         Some(spec) => {
@@ -310,10 +335,16 @@ fn train(a: TrainArgs) -> Result<()> {
     let quiet = a.quiet;
     let bar = progress_bar(params.params().epochs as u64, quiet);
     let mut on_epoch = |r: &EpochReport| {
-        let v = r.valid_rmse.map(|v| format!("  valid RMSE {v:.4}")).unwrap_or_default();
+        let v = r
+            .valid_rmse
+            .map(|v| format!("  valid RMSE {v:.4}"))
+            .unwrap_or_default();
         let line = format!(
             "epoch {:>3}  train RMSE {:.4}{v}  {:.3}s  {:.1} M entries/s",
-            r.epoch, r.train_rmse, r.seconds, r.entries_per_second / 1e6
+            r.epoch,
+            r.train_rmse,
+            r.seconds,
+            r.entries_per_second / 1e6
         );
         if let Some(b) = &bar {
             b.set_position(r.epoch as u64);
@@ -329,7 +360,10 @@ fn train(a: TrainArgs) -> Result<()> {
         b.finish_and_clear();
     }
     model.meta_mut().data.sources = sources.clone();
-    model.meta_mut().metrics.insert("train_seconds".into(), train_secs);
+    model
+        .meta_mut()
+        .metrics
+        .insert("train_seconds".into(), train_secs);
     let mut summary = serde_json::json!({
         "model": a.out.display().to_string(),
         "users": model.n_users(),
@@ -343,25 +377,37 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(te) = &test_side {
         let m = eval::rating_metrics(&model, te);
-        for (k, v) in [("test_rmse", m.rmse), ("test_mae", m.mae), ("test_n", m.n as f64)] {
+        for (k, v) in [
+            ("test_rmse", m.rmse),
+            ("test_mae", m.mae),
+            ("test_n", m.n as f64),
+        ] {
             model.meta_mut().metrics.insert(k.into(), v);
         }
         summary["test"] = serde_json::to_value(&m)?;
     }
-    model.save(&a.out).with_context(|| format!("writing model {}", a.out.display()))?;
+    model
+        .save(&a.out)
+        .with_context(|| format!("writing model {}", a.out.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
             "trained {} users × {} items on {} rows in {:.2}s → {}",
-            model.n_users(), model.n_items(), train_side.len(), train_secs, a.out.display()
+            model.n_users(),
+            model.n_items(),
+            train_side.len(),
+            train_secs,
+            a.out.display()
         );
         if let Some(t) = summary.get("test") {
             println!(
                 "test: RMSE {:.4}  MAE {:.4}  n {}  (unknown users {}, unknown items {})",
                 t["rmse"].as_f64().unwrap_or(f64::NAN),
                 t["mae"].as_f64().unwrap_or(f64::NAN),
-                t["n"], t["unknown_users"], t["unknown_items"]
+                t["n"],
+                t["unknown_users"],
+                t["unknown_items"]
             );
         }
     }
@@ -374,7 +420,9 @@ fn progress_bar(len: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let b = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} epoch {pos}/{len} {elapsed_precise} (eta {eta})") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} epoch {pos}/{len} {elapsed_precise} (eta {eta})",
+    ) {
         b.set_style(style);
     }
     Some(b)
@@ -386,16 +434,25 @@ fn load_model(path: &Path) -> Result<Model> {
 
 fn recommend(a: RecommendArgs) -> Result<()> {
     let model = load_model(&a.model)?;
-    let mut filters = Filters { exclude_seen: !a.include_seen, excluded: None };
+    let mut filters = Filters {
+        exclude_seen: !a.include_seen,
+        excluded: None,
+    };
     if !a.exclude_seen.is_empty() {
         let (x, _) = load_data(&a.exclude_seen, &a.load.options(), "seen items")?;
         if let Some(u) = x.user_ids.get(&a.user) {
-            let ids: Vec<String> = (0..x.len()).filter(|&n| x.users[n] == u).map(|n| x.item_ids.key(x.items[n]).to_string()).collect();
+            let ids: Vec<String> = (0..x.len())
+                .filter(|&n| x.users[n] == u)
+                .map(|n| x.item_ids.key(x.items[n]).to_string())
+                .collect();
             filters.exclude_items(&model, ids.iter().map(String::as_str));
         }
     }
     let titles = match &a.items {
-        Some(p) => Some(data::titles::read_titles(p).with_context(|| format!("reading item titles {}", p.display()))?),
+        Some(p) => Some(
+            data::titles::read_titles(p)
+                .with_context(|| format!("reading item titles {}", p.display()))?,
+        ),
         None => None,
     };
     let recs = score::recommend(&model, &a.user, a.n, &filters, a.strict)?;
@@ -418,15 +475,32 @@ fn recommend(a: RecommendArgs) -> Result<()> {
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         OutFormat::Csv => {
-            writeln!(out, "rank,item,score,source{}", if titles.is_some() { ",title" } else { "" })?;
+            writeln!(
+                out,
+                "rank,item,score,source{}",
+                if titles.is_some() { ",title" } else { "" }
+            )?;
             for (r, s) in recs.items.iter().enumerate() {
-                let t = title(&s.item).map(|t| format!(",\"{}\"", t.replace('"', "\"\""))).unwrap_or_default();
-                writeln!(out, "{},{},{:.4},{}{t}", r + 1, s.item, s.score, source_name(recs.source))?;
+                let t = title(&s.item)
+                    .map(|t| format!(",\"{}\"", t.replace('"', "\"\"")))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{},{},{:.4},{}{t}",
+                    r + 1,
+                    s.item,
+                    s.score,
+                    source_name(recs.source)
+                )?;
             }
         }
         OutFormat::Table => {
             if recs.source == score::Source::Popularity {
-                writeln!(out, "user {} is not in the model: most popular items instead (source: popularity)", recs.user)?;
+                writeln!(
+                    out,
+                    "user {} is not in the model: most popular items instead (source: popularity)",
+                    recs.user
+                )?;
             }
             for (r, s) in recs.items.iter().enumerate() {
                 let t = title(&s.item).map(|t| format!("  {t}")).unwrap_or_default();
@@ -466,13 +540,36 @@ fn info(a: InfoArgs) -> Result<()> {
         return Ok(());
     }
     println!("model        {}", a.model.display());
-    println!("format       {} v{} (recsys {})", m.format, m.format_version, m.recsys_version);
-    println!("algorithm    {}{}", m.algorithm, if m.implicit { " (implicit feedback)" } else { "" });
+    println!(
+        "format       {} v{} (recsys {})",
+        m.format, m.format_version, m.recsys_version
+    );
+    println!(
+        "algorithm    {}{}",
+        m.algorithm,
+        if m.implicit {
+            " (implicit feedback)"
+        } else {
+            ""
+        }
+    );
     println!("created      {}", m.created);
-    println!("size         {} users × {} items, k = {}", m.n_users, m.n_items, m.factors);
-    println!("data         {} rows, fingerprint {}, from {}", m.data.rows, m.data.fingerprint, m.data.sources.join(", "));
+    println!(
+        "size         {} users × {} items, k = {}",
+        m.n_users, m.n_items, m.factors
+    );
+    println!(
+        "data         {} rows, fingerprint {}, from {}",
+        m.data.rows,
+        m.data.fingerprint,
+        m.data.sources.join(", ")
+    );
     println!("params       {}", m.params);
-    println!("epochs       {} run, best {}", m.history.len(), m.best_epoch);
+    println!(
+        "epochs       {} run, best {}",
+        m.history.len(),
+        m.best_epoch
+    );
     for (k, v) in &m.metrics {
         println!("metric       {k} = {v:.6}");
     }
@@ -494,6 +591,10 @@ fn synth(a: SynthArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let s = data::synth::generate(&p)?;
     let n = data::synth::write(s, a.string_ids, &a.out)?;
-    println!("wrote {n} ratings to {} in {:.2}s", a.out.display(), t0.elapsed().as_secs_f64());
+    println!(
+        "wrote {n} ratings to {} in {:.2}s",
+        a.out.display(),
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }

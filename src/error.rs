@@ -60,7 +60,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn param(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+    pub(crate) fn param(
+        name: &'static str,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::InvalidParam {
             name,
             value: value.to_string(),

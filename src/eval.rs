@@ -45,9 +45,15 @@ pub fn rating_metrics(model: &Model, test: &Interactions) -> RatingMetrics {
         })
         .collect();
     let n = test.len();
-    let (se, ae, uu, ui) = parts.iter().fold((0.0, 0.0, 0, 0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2, a.3 + p.3));
+    let (se, ae, uu, ui) = parts.iter().fold((0.0, 0.0, 0, 0), |a, p| {
+        (a.0 + p.0, a.1 + p.1, a.2 + p.2, a.3 + p.3)
+    });
     RatingMetrics {
-        rmse: if n > 0 { (se / n as f64).sqrt() } else { f64::NAN },
+        rmse: if n > 0 {
+            (se / n as f64).sqrt()
+        } else {
+            f64::NAN
+        },
         mae: if n > 0 { ae / n as f64 } else { f64::NAN },
         n,
         unknown_users: uu,

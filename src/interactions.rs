@@ -42,7 +42,11 @@ pub enum IdMap {
 impl IdMap {
     /// Builds a map from ids in dense-index order. Ids must be distinct.
     pub fn from_ints(ids: Vec<i64>) -> Self {
-        let index = ids.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+        let index = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v, i as u32))
+            .collect();
         IdMap::Int { ids, index }
     }
 
@@ -69,7 +73,11 @@ impl IdMap {
     /// Dense index of an external id written as text (a CLI argument, a URL).
     pub fn get(&self, external: &str) -> Option<u32> {
         match self {
-            IdMap::Int { index, .. } => external.trim().parse::<i64>().ok().and_then(|v| index.get(&v).copied()),
+            IdMap::Int { index, .. } => external
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|v| index.get(&v).copied()),
             IdMap::Str { index, .. } => index.get(external).copied(),
         }
     }
@@ -96,7 +104,9 @@ impl IdMap {
     pub fn translate_to(&self, other: &IdMap) -> Vec<Option<u32>> {
         (0..self.len() as u32)
             .map(|i| match (self, other) {
-                (IdMap::Int { ids, .. }, IdMap::Int { index, .. }) => index.get(&ids[i as usize]).copied(),
+                (IdMap::Int { ids, .. }, IdMap::Int { index, .. }) => {
+                    index.get(&ids[i as usize]).copied()
+                }
                 _ => other.get_key(&self.key(i)),
             })
             .collect()
@@ -106,10 +116,18 @@ impl IdMap {
     pub fn retain(&self, keep: &[bool]) -> IdMap {
         match self {
             IdMap::Int { ids, .. } => IdMap::from_ints(
-                ids.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect(),
+                ids.iter()
+                    .zip(keep)
+                    .filter(|(_, &k)| k)
+                    .map(|(&v, _)| v)
+                    .collect(),
             ),
             IdMap::Str { ids, .. } => IdMap::from_strings(
-                ids.iter().zip(keep).filter(|(_, &k)| k).map(|(v, _)| v.clone()).collect(),
+                ids.iter()
+                    .zip(keep)
+                    .filter(|(_, &k)| k)
+                    .map(|(v, _)| v.clone())
+                    .collect(),
             ),
         }
     }
@@ -167,7 +185,10 @@ impl Interactions {
             users: idx.iter().map(|&i| self.users[i]).collect(),
             items: idx.iter().map(|&i| self.items[i]).collect(),
             values: idx.iter().map(|&i| self.values[i]).collect(),
-            times: self.times.as_ref().map(|t| idx.iter().map(|&i| t[i]).collect()),
+            times: self
+                .times
+                .as_ref()
+                .map(|t| idx.iter().map(|&i| t[i]).collect()),
             user_ids: Arc::clone(&self.user_ids),
             item_ids: Arc::clone(&self.item_ids),
         }
@@ -272,7 +293,11 @@ impl Csr {
             values[at] = v;
             next[r as usize] += 1;
         }
-        let mut csr = Csr { indptr, indices, values };
+        let mut csr = Csr {
+            indptr,
+            indices,
+            values,
+        };
         csr.sort_rows();
         csr
     }
@@ -285,7 +310,12 @@ impl Csr {
                 continue;
             }
             pairs.clear();
-            pairs.extend(self.indices[a..b].iter().copied().zip(self.values[a..b].iter().copied()));
+            pairs.extend(
+                self.indices[a..b]
+                    .iter()
+                    .copied()
+                    .zip(self.values[a..b].iter().copied()),
+            );
             pairs.sort_unstable_by_key(|p| p.0);
             for (k, (c, v)) in pairs.iter().enumerate() {
                 self.indices[a + k] = *c;

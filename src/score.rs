@@ -50,7 +50,9 @@ impl Filters {
     /// Adds external item ids to the exclusion mask; ids the model does not
     /// know are ignored (they could never be returned anyway).
     pub fn exclude_items<'a>(&mut self, model: &Model, ids: impl IntoIterator<Item = &'a str>) {
-        let mask = self.excluded.get_or_insert_with(|| vec![false; model.n_items()]);
+        let mask = self
+            .excluded
+            .get_or_insert_with(|| vec![false; model.n_items()]);
         for id in ids {
             if let Some(i) = model.item_ids().get(id) {
                 mask[i as usize] = true;
@@ -98,13 +100,19 @@ pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f3
         }
     }
     let mut out: Vec<(u32, f32)> = heap.into_iter().map(|r| (r.0 .1, r.0 .0)).collect();
-    out.sort_by(|a, b| Cand(b.1, b.0).cmp(&Cand(a.1, a.0)));
+    out.sort_by_key(|&(i, s)| std::cmp::Reverse(Cand(s, i)));
     out
 }
 
 /// Top-`n` for user `user` (an external id). An unknown user gets the most
 /// popular items (marked [`Source::Popularity`]) unless `strict`.
-pub fn recommend(model: &Model, user: &str, n: usize, filters: &Filters, strict: bool) -> Result<RecList> {
+pub fn recommend(
+    model: &Model,
+    user: &str,
+    n: usize,
+    filters: &Filters,
+    strict: bool,
+) -> Result<RecList> {
     let (source, picks) = match model.user_ids().get(user) {
         Some(u) => (Source::Model, recommend_index(model, u, n, filters)),
         None if strict => return Err(Error::UnknownUser(user.to_string())),
@@ -113,15 +121,29 @@ pub fn recommend(model: &Model, user: &str, n: usize, filters: &Filters, strict:
     Ok(RecList {
         user: user.to_string(),
         source,
-        items: picks.into_iter().map(|(i, s)| Scored { item: model.item_ids().key(i).to_string(), score: s }).collect(),
+        items: picks
+            .into_iter()
+            .map(|(i, s)| Scored {
+                item: model.item_ids().key(i).to_string(),
+                score: s,
+            })
+            .collect(),
     })
 }
 
 /// Top-`n` for a known user index.
 pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Vec<(u32, f32)> {
-    let seen = if filters.exclude_seen { model.seen(u) } else { &[] };
+    let seen = if filters.exclude_seen {
+        model.seen(u)
+    } else {
+        &[]
+    };
     let p = model.user_vector(u);
-    let base = if model.meta().implicit { 0.0 } else { model.global_mean() + model.user_bias()[u as usize] };
+    let base = if model.meta().implicit {
+        0.0
+    } else {
+        model.global_mean() + model.user_bias()[u as usize]
+    };
     let ib = model.item_bias();
     let implicit = model.meta().implicit;
     let mut next_seen = 0usize;
@@ -137,7 +159,14 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
             return None;
         }
         let s = dot(p, model.item_vector(i));
-        Some((i, if implicit { s } else { base + ib[i as usize] + s }))
+        Some((
+            i,
+            if implicit {
+                s
+            } else {
+                base + ib[i as usize] + s
+            },
+        ))
     });
     top_n(scores, n)
 }
@@ -145,7 +174,12 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
 /// The `n` most popular items that pass the exclusion mask.
 pub fn popular(model: &Model, n: usize, filters: &Filters) -> Vec<(u32, f32)> {
     let pop = model.item_popularity();
-    top_n((0..model.n_items() as u32).filter(|&i| !filters.blocks(i)).map(|i| (i, pop[i as usize])), n)
+    top_n(
+        (0..model.n_items() as u32)
+            .filter(|&i| !filters.blocks(i))
+            .map(|i| (i, pop[i as usize])),
+        n,
+    )
 }
 
 /// External item id of a dense index (for callers outside the library).
@@ -159,10 +193,16 @@ mod tests {
 
     #[test]
     fn top_n_equals_a_full_sort() {
-        let scores: Vec<f32> = (0..500u32).map(|i| ((i * 7919) % 211) as f32 * 0.5).collect();
+        let scores: Vec<f32> = (0..500u32)
+            .map(|i| ((i * 7919) % 211) as f32 * 0.5)
+            .collect();
         for n in [0usize, 1, 5, 37, 500, 600] {
             let got = top_n(scores.iter().enumerate().map(|(i, &s)| (i as u32, s)), n);
-            let mut full: Vec<(u32, f32)> = scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
+            let mut full: Vec<(u32, f32)> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (i as u32, s))
+                .collect();
             full.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
             full.truncate(n);
             assert_eq!(got, full, "n={n}");

@@ -36,7 +36,11 @@ impl FromStr for Format {
             "csv" | "mllatest" => Format::Csv,
             "tsv" => Format::Tsv,
             "parquet" | "pq" => Format::Parquet,
-            other => return Err(format!("unknown format {other:?} (expected ml100k, ml1m, csv, tsv or parquet)")),
+            other => {
+                return Err(format!(
+                    "unknown format {other:?} (expected ml100k, ml1m, csv, tsv or parquet)"
+                ))
+            }
         })
     }
 }
@@ -54,9 +58,36 @@ pub struct Layout {
     pub time: Option<String>,
 }
 
-const USER_NAMES: &[&str] = &["user", "user_id", "userid", "uid", "user id", "customer_id", "visitor_id", "visitorid"];
-const ITEM_NAMES: &[&str] = &["item", "item_id", "itemid", "iid", "movieid", "movie_id", "product_id", "productid", "track_id"];
-const RATING_NAMES: &[&str] = &["rating", "score", "weight", "value", "count", "plays", "playcount"];
+const USER_NAMES: &[&str] = &[
+    "user",
+    "user_id",
+    "userid",
+    "uid",
+    "user id",
+    "customer_id",
+    "visitor_id",
+    "visitorid",
+];
+const ITEM_NAMES: &[&str] = &[
+    "item",
+    "item_id",
+    "itemid",
+    "iid",
+    "movieid",
+    "movie_id",
+    "product_id",
+    "productid",
+    "track_id",
+];
+const RATING_NAMES: &[&str] = &[
+    "rating",
+    "score",
+    "weight",
+    "value",
+    "count",
+    "plays",
+    "playcount",
+];
 const TIME_NAMES: &[&str] = &["timestamp", "ts", "time", "unix_time", "epoch"];
 
 /// Files a folder source contributes: known data extensions and the MovieLens names.
@@ -65,17 +96,33 @@ pub fn looks_like_data_file(p: &Path) -> bool {
     if name.starts_with('.') {
         return false;
     }
-    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    matches!(ext.as_str(), "csv" | "tsv" | "parquet" | "pq" | "dat" | "base" | "txt") || name == "u.data"
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        ext.as_str(),
+        "csv" | "tsv" | "parquet" | "pq" | "dat" | "base" | "txt"
+    ) || name == "u.data"
 }
 
-fn pick(names: &[String], wanted: Option<&String>, known: &[&str], what: &str, path: &Path) -> Result<Option<String>> {
+fn pick(
+    names: &[String],
+    wanted: Option<&String>,
+    known: &[&str],
+    what: &str,
+    path: &Path,
+) -> Result<Option<String>> {
     if let Some(w) = wanted {
         return match names.iter().find(|n| *n == w) {
             Some(n) => Ok(Some(n.clone())),
             None => Err(Error::Format {
                 path: path.to_path_buf(),
-                message: format!("no column {w:?} for the {what} (columns: {})", names.join(", ")),
+                message: format!(
+                    "no column {w:?} for the {what} (columns: {})",
+                    names.join(", ")
+                ),
             }),
         };
     }
@@ -85,11 +132,20 @@ fn pick(names: &[String], wanted: Option<&String>, known: &[&str], what: &str, p
         .cloned())
 }
 
-fn named_layout(format: Format, sep: u8, names: &[String], opts: &LoadOptions, path: &Path) -> Result<Layout> {
+fn named_layout(
+    format: Format,
+    sep: u8,
+    names: &[String],
+    opts: &LoadOptions,
+    path: &Path,
+) -> Result<Layout> {
     let need = |v: Option<String>, what: &str, flag: &str| {
         v.ok_or_else(|| Error::Format {
             path: path.to_path_buf(),
-            message: format!("cannot tell which column holds the {what} (columns: {}); name it with {flag}", names.join(", ")),
+            message: format!(
+                "cannot tell which column holds the {what} (columns: {}); name it with {flag}",
+                names.join(", ")
+            ),
         })
     };
     Ok(Layout {
@@ -97,9 +153,23 @@ fn named_layout(format: Format, sep: u8, names: &[String], opts: &LoadOptions, p
         separator: sep,
         has_header: true,
         quote: Some(b'"'),
-        user: need(pick(names, opts.user_col.as_ref(), USER_NAMES, "user", path)?, "user", "--user-col")?,
-        item: need(pick(names, opts.item_col.as_ref(), ITEM_NAMES, "item", path)?, "item", "--item-col")?,
-        rating: pick(names, opts.rating_col.as_ref(), RATING_NAMES, "rating", path)?,
+        user: need(
+            pick(names, opts.user_col.as_ref(), USER_NAMES, "user", path)?,
+            "user",
+            "--user-col",
+        )?,
+        item: need(
+            pick(names, opts.item_col.as_ref(), ITEM_NAMES, "item", path)?,
+            "item",
+            "--item-col",
+        )?,
+        rating: pick(
+            names,
+            opts.rating_col.as_ref(),
+            RATING_NAMES,
+            "rating",
+            path,
+        )?,
         time: pick(names, opts.time_col.as_ref(), TIME_NAMES, "timestamp", path)?,
     })
 }
@@ -126,11 +196,15 @@ fn first_lines(path: &Path, n: usize) -> Result<Vec<String>> {
     let mut buf = Vec::new();
     while out.len() < n {
         buf.clear();
-        let got = r.read_until(b'\n', &mut buf).map_err(|e| Error::io(path, e))?;
+        let got = r
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?;
         if got == 0 {
             break;
         }
-        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+        let line = String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
         if !line.trim().is_empty() {
             out.push(line);
         }
@@ -144,26 +218,43 @@ fn is_number(s: &str) -> bool {
 
 /// Works out how to read `path` (see [`Layout`]).
 pub fn detect(path: &Path, opts: &LoadOptions) -> Result<Layout> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let format = opts.format.or(match ext.as_str() {
         "parquet" | "pq" => Some(Format::Parquet),
         _ => None,
     });
     if format == Some(Format::Parquet) {
-        let mut lf = LazyFrame::scan_parquet(path.to_string_lossy().as_ref().into(), ScanArgsParquet::default())
-            .map_err(|e| Error::Polars { path: path.to_path_buf(), source: e })?;
-        let schema = lf
-            .collect_schema()
-            .map_err(|e| Error::Polars { path: path.to_path_buf(), source: e })?;
+        let mut lf = LazyFrame::scan_parquet(
+            path.to_string_lossy().as_ref().into(),
+            ScanArgsParquet::default(),
+        )
+        .map_err(|e| Error::Polars {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let schema = lf.collect_schema().map_err(|e| Error::Polars {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
         return named_layout(Format::Parquet, b',', &names, opts, path);
     }
     let lines = first_lines(path, 2)?;
     let Some(first) = lines.first() else {
-        return Err(Error::Format { path: path.to_path_buf(), message: "the file is empty".into() });
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            message: "the file is empty".into(),
+        });
     };
     if first.contains('\0') {
-        return Err(Error::Format { path: path.to_path_buf(), message: "this is a binary file, not a text interaction log".into() });
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            message: "this is a binary file, not a text interaction log".into(),
+        });
     }
     if format == Some(Format::Ml1m) || (format.is_none() && first.contains("::")) {
         let n = first.split("::").count();
@@ -177,8 +268,15 @@ pub fn detect(path: &Path, opts: &LoadOptions) -> Result<Layout> {
         _ if first.contains(';') => b';',
         _ => b' ',
     };
-    let fmt = format.unwrap_or(if sep == b'\t' { Format::Tsv } else { Format::Csv });
-    let fields: Vec<String> = first.split(sep as char).map(|s| s.trim().trim_matches('"').to_string()).collect();
+    let fmt = format.unwrap_or(if sep == b'\t' {
+        Format::Tsv
+    } else {
+        Format::Csv
+    });
+    let fields: Vec<String> = first
+        .split(sep as char)
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .collect();
     let known = |f: &String| {
         let l = f.to_ascii_lowercase();
         USER_NAMES.contains(&l.as_str()) || ITEM_NAMES.contains(&l.as_str())
@@ -191,45 +289,34 @@ pub fn detect(path: &Path, opts: &LoadOptions) -> Result<Layout> {
             || fields.iter().any(known)
             || (lines.len() > 1
                 && !is_number(fields.last().map(String::as_str).unwrap_or(""))
-                && lines[1].split(sep as char).last().is_some_and(is_number)));
+                && lines[1]
+                    .split(sep as char)
+                    .next_back()
+                    .is_some_and(is_number)));
     if header {
         return named_layout(fmt, sep, &fields, opts, path);
     }
     if fields.len() < 2 {
         return Err(Error::Format {
             path: path.to_path_buf(),
-            message: format!("line 1 has {} field(s) with separator {:?}; need at least user and item", fields.len(), sep as char),
+            message: format!(
+                "line 1 has {} field(s) with separator {:?}; need at least user and item",
+                fields.len(),
+                sep as char
+            ),
         });
     }
-    let fmt = if sep == b'\t' && fields.len() == 4 { Format::Ml100k } else { fmt };
+    let fmt = if sep == b'\t' && fields.len() == 4 {
+        Format::Ml100k
+    } else {
+        fmt
+    };
     Ok(positional(fmt, sep, fields.len(), 1))
 }
 
-/// The 1-based line of data row `row` (0-based), skipping the header and
-/// blank lines as the CSV reader does. Only used to report errors.
-pub fn line_of_row(path: &Path, layout: &Layout, row: usize) -> u64 {
-    if layout.format == Format::Parquet {
-        return row as u64 + 1;
-    }
-    let Ok(f) = std::fs::File::open(path) else {
-        return row as u64 + 1 + layout.has_header as u64;
-    };
-    let mut seen = 0usize;
-    let mut skip_header = layout.has_header;
-    for (n, line) in BufReader::new(f).split(b'\n').enumerate() {
-        let Ok(line) = line else { break };
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        if skip_header {
-            skip_header = false;
-            continue;
-        }
-        if seen == row {
-            return n as u64 + 1;
-        }
-        seen += 1;
-    }
+/// The 1-based line of data row `row` (0-based). The CSV reader keeps
+/// blank lines as (all-null) rows, so rows and lines correspond one to one.
+pub fn line_of_row(layout: &Layout, row: usize) -> u64 {
     row as u64 + 1 + layout.has_header as u64
 }
 
@@ -248,14 +335,46 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let o = LoadOptions::default();
         let l = detect(&write(&d, "u.data", "1\t2\t3\t881250949\n"), &o).unwrap();
-        assert_eq!((l.format, l.has_header, l.time.as_deref()), (Format::Ml100k, false, Some("column_4")));
+        assert_eq!(
+            (l.format, l.has_header, l.time.as_deref()),
+            (Format::Ml100k, false, Some("column_4"))
+        );
         let l = detect(&write(&d, "r.dat", "1::1193::5\n"), &o).unwrap();
-        assert_eq!((l.format, l.item.as_str(), l.rating.as_deref(), l.time.as_deref()), (Format::Ml1m, "column_3", Some("column_5"), None));
-        let l = detect(&write(&d, "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,9\n"), &o).unwrap();
-        assert_eq!((l.user.as_str(), l.item.as_str(), l.rating.as_deref(), l.time.as_deref()), ("userId", "movieId", Some("rating"), Some("timestamp")));
+        assert_eq!(
+            (
+                l.format,
+                l.item.as_str(),
+                l.rating.as_deref(),
+                l.time.as_deref()
+            ),
+            (Format::Ml1m, "column_3", Some("column_5"), None)
+        );
+        let l = detect(
+            &write(
+                &d,
+                "ratings.csv",
+                "userId,movieId,rating,timestamp\n1,2,3.5,9\n",
+            ),
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                l.user.as_str(),
+                l.item.as_str(),
+                l.rating.as_deref(),
+                l.time.as_deref()
+            ),
+            ("userId", "movieId", Some("rating"), Some("timestamp"))
+        );
         let l = detect(&write(&d, "x.csv", "who,what,stars\nu1,i1,4\n"), &o).unwrap_err();
         assert!(l.to_string().contains("--user-col"), "{l}");
-        let o2 = LoadOptions { user_col: Some("who".into()), item_col: Some("what".into()), rating_col: Some("stars".into()), ..Default::default() };
+        let o2 = LoadOptions {
+            user_col: Some("who".into()),
+            item_col: Some("what".into()),
+            rating_col: Some("stars".into()),
+            ..Default::default()
+        };
         let l = detect(&write(&d, "y.csv", "who,what,stars\nu1,i1,4\n"), &o2).unwrap();
         assert_eq!(l.rating.as_deref(), Some("stars"));
         let l = detect(&write(&d, "z.csv", "u1,i1\n"), &o).unwrap();

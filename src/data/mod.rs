@@ -73,8 +73,12 @@ pub fn expand_sources(sources: &[String]) -> Result<Vec<PathBuf>> {
             }
             out.extend(files);
         } else if s.contains(['*', '?', '[']) {
-            let paths = glob::glob(s).map_err(|e| Error::Other(format!("{s}: bad glob pattern: {e}")))?;
-            let mut files: Vec<PathBuf> = paths.filter_map(|r| r.ok()).filter(|f| f.is_file()).collect();
+            let paths =
+                glob::glob(s).map_err(|e| Error::Other(format!("{s}: bad glob pattern: {e}")))?;
+            let mut files: Vec<PathBuf> = paths
+                .filter_map(|r| r.ok())
+                .filter(|f| f.is_file())
+                .collect();
             files.sort();
             if files.is_empty() {
                 return Err(Error::NoFiles { pattern: s.clone() });
@@ -83,7 +87,9 @@ pub fn expand_sources(sources: &[String]) -> Result<Vec<PathBuf>> {
         } else if p.is_file() {
             out.push(p.to_path_buf());
         } else {
-            return Err(Error::NotFound { path: p.to_path_buf() });
+            return Err(Error::NotFound {
+                path: p.to_path_buf(),
+            });
         }
     }
     Ok(out)
@@ -116,14 +122,25 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     let int_items = frames.iter().all(|f| f.int_ids.1);
     let has_time = frames.iter().all(|f| f.has_time);
     let ctx = files.first().cloned().unwrap_or_default();
-    let pl = |e: PolarsError| Error::Polars { path: ctx.clone(), source: e };
+    let pl = |e: PolarsError| Error::Polars {
+        path: ctx.clone(),
+        source: e,
+    };
 
     // Bring every file to one schema, then stack.
     let mut all: Option<DataFrame> = None;
     for f in frames {
         let mut sel = vec![
-            col("user").cast(if int_users { DataType::Int64 } else { DataType::String }),
-            col("item").cast(if int_items { DataType::Int64 } else { DataType::String }),
+            col("user").cast(if int_users {
+                DataType::Int64
+            } else {
+                DataType::String
+            }),
+            col("item").cast(if int_items {
+                DataType::Int64
+            } else {
+                DataType::String
+            }),
             col("rating"),
         ];
         if has_time {
@@ -143,19 +160,39 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     let n_before = all.height();
     let mut lf = all.lazy();
     if has_time {
-        lf = lf.sort(["time"], SortMultipleOptions::default().with_maintain_order(true));
+        lf = lf.sort(
+            ["time"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        );
     }
     let dedup = lf
-        .unique_stable_generic(Some(vec![col("user"), col("item")]), UniqueKeepStrategy::Last)
+        .unique_stable_generic(
+            Some(vec![col("user"), col("item")]),
+            UniqueKeepStrategy::Last,
+        )
         .collect()
         .map_err(&pl)?;
     report.duplicates_dropped = n_before - dedup.height();
 
     let (users, user_ids) = dense_ids(&dedup, "user").map_err(&pl)?;
     let (items, item_ids) = dense_ids(&dedup, "item").map_err(&pl)?;
-    let values: Vec<f32> = dedup.column("rating").map_err(&pl)?.f32().map_err(&pl)?.into_no_null_iter().collect();
+    let values: Vec<f32> = dedup
+        .column("rating")
+        .map_err(&pl)?
+        .f32()
+        .map_err(&pl)?
+        .into_no_null_iter()
+        .collect();
     let times = if has_time {
-        Some(dedup.column("time").map_err(&pl)?.i64().map_err(&pl)?.into_no_null_iter().collect())
+        Some(
+            dedup
+                .column("time")
+                .map_err(&pl)?
+                .i64()
+                .map_err(&pl)?
+                .into_no_null_iter()
+                .collect(),
+        )
     } else {
         None
     };
@@ -195,11 +232,20 @@ fn dense_ids(df: &DataFrame, name: &str) -> PolarsResult<(Vec<u32>, IdMap)> {
         .join(uniq.clone().lazy(), [col(name)], [col(name)], args)
         .select([col(idx_name.as_str()).cast(DataType::UInt32)])
         .collect()?;
-    let idx: Vec<u32> = joined.column(&idx_name)?.u32()?.into_no_null_iter().collect();
+    let idx: Vec<u32> = joined
+        .column(&idx_name)?
+        .u32()?
+        .into_no_null_iter()
+        .collect();
     let ids = uniq.column(name)?;
     let map = match ids.dtype() {
         DataType::Int64 => IdMap::from_ints(ids.i64()?.into_no_null_iter().collect()),
-        _ => IdMap::from_strings(ids.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect()),
+        _ => IdMap::from_strings(
+            ids.str()?
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect(),
+        ),
     };
     Ok((idx, map))
 }
@@ -223,9 +269,16 @@ pub fn filter_min_counts(x: Interactions, min_user: u32, min_item: u32) -> Inter
 
 fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     let layout = format::detect(path, opts)?;
-    let pl = |e: PolarsError| Error::Polars { path: path.to_path_buf(), source: e };
+    let pl = |e: PolarsError| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let lf = match layout.format {
-        Format::Parquet => LazyFrame::scan_parquet(path.to_string_lossy().as_ref().into(), ScanArgsParquet::default()).map_err(pl)?,
+        Format::Parquet => LazyFrame::scan_parquet(
+            path.to_string_lossy().as_ref().into(),
+            ScanArgsParquet::default(),
+        )
+        .map_err(pl)?,
         _ => LazyCsvReader::new(path.to_string_lossy().as_ref().into())
             .with_has_header(layout.has_header)
             .with_separator(layout.separator)
@@ -237,7 +290,10 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     };
     // Keep the raw text of the numeric fields next to their parsed value, so a
     // value that does not parse can be told from one that is missing.
-    let mut sel = vec![col(layout.user.as_str()).alias("user"), col(layout.item.as_str()).alias("item")];
+    let mut sel = vec![
+        col(layout.user.as_str()).alias("user"),
+        col(layout.item.as_str()).alias("item"),
+    ];
     match &layout.rating {
         Some(r) => {
             sel.push(col(r.as_str()).cast(DataType::Float32).alias("rating"));
@@ -249,27 +305,32 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         sel.push(col(t.as_str()).cast(DataType::Int64).alias("time"));
         sel.push(col(t.as_str()).cast(DataType::String).alias("time_raw"));
     }
-    let mut df = lf.select(sel).collect_with_engine(Engine::Streaming).map_err(pl)?.unwrap_single();
+    let mut df = lf
+        .select(sel)
+        .collect_with_engine(Engine::Streaming)
+        .map_err(pl)?
+        .unwrap_single();
     let rows_read = df.height();
 
-    let bad = find_bad_rows(&df, &layout).map_err(pl)?;
+    let (bad, blank) = find_bad_rows(&df, &layout).map_err(pl)?;
     let mut bad_rows = 0;
     if let Some(&(row, field, ref value, reason)) = bad.first() {
         if !opts.skip_bad_rows {
-            let line = format::line_of_row(path, &layout, row);
             return Err(Error::MalformedRow {
                 path: path.to_path_buf(),
-                line,
+                line: format::line_of_row(&layout, row),
                 field: field.to_string(),
                 value: value.clone(),
                 reason: reason.to_string(),
             });
         }
+        bad_rows = bad.len();
+    }
+    if !bad.is_empty() || !blank.is_empty() {
         let mut keep = vec![true; df.height()];
-        for &(r, ..) in &bad {
+        for &r in bad.iter().map(|b| &b.0).chain(&blank) {
             keep[r] = false;
         }
-        bad_rows = keep.iter().filter(|&&k| !k).count();
         let mask = BooleanChunked::from_slice("keep".into(), &keep);
         df = df.filter(&mask).map_err(pl)?;
     }
@@ -285,7 +346,10 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         let cast = c.cast(&DataType::Int64)?;
         Ok(cast.null_count() == 0)
     };
-    let int_ids = (int_col(&df, "user").map_err(pl)?, int_col(&df, "item").map_err(pl)?);
+    let int_ids = (
+        int_col(&df, "user").map_err(pl)?,
+        int_col(&df, "item").map_err(pl)?,
+    );
     let mut keep_cols = vec!["user", "item", "rating"];
     if layout.time.is_some() {
         keep_cols.push("time");
@@ -302,28 +366,49 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
 
 type BadRow = (usize, &'static str, String, &'static str);
 
-/// Every malformed row: (row index, field, raw value, reason), in row order.
-fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<Vec<BadRow>> {
+/// Every malformed row: (row index, field, raw value, reason), in row order;
+/// and the blank lines (the CSV reader gives them as all-null rows), which
+/// are dropped without complaint.
+fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<(Vec<BadRow>, Vec<usize>)> {
     let mut bad = Vec::new();
-    let id_col = |name: &'static str, field: &'static str, bad: &mut Vec<BadRow>| -> PolarsResult<()> {
-        let c = df.column(name)?.as_materialized_series().clone();
-        if c.dtype() == &DataType::String {
-            for (r, v) in c.str()?.iter().enumerate() {
-                match v {
-                    None => bad.push((r, field, String::new(), "missing field")),
-                    Some(s) if s.trim().is_empty() => bad.push((r, field, s.to_string(), "empty id")),
-                    _ => {}
-                }
-            }
-        } else if c.null_count() > 0 {
-            for (r, v) in c.is_null().iter().enumerate() {
-                if v == Some(true) {
-                    bad.push((r, field, String::new(), "missing value"));
-                }
-            }
-        }
-        Ok(())
+    let all_null = |name: &str| -> PolarsResult<Vec<bool>> {
+        Ok(match df.column(name) {
+            Ok(c) => c.is_null().iter().map(|v| v.unwrap_or(true)).collect(),
+            Err(_) => vec![true; df.height()],
+        })
     };
+    let (un, inn) = (all_null("user")?, all_null("item")?);
+    let rn = if layout.rating.is_some() {
+        all_null("rating_raw")?
+    } else {
+        vec![true; df.height()]
+    };
+    let blank: Vec<usize> = (0..df.height())
+        .filter(|&r| un[r] && inn[r] && rn[r])
+        .collect();
+    let is_blank = |r: usize| un[r] && inn[r] && rn[r];
+    let id_col =
+        |name: &'static str, field: &'static str, bad: &mut Vec<BadRow>| -> PolarsResult<()> {
+            let c = df.column(name)?.as_materialized_series().clone();
+            if c.dtype() == &DataType::String {
+                for (r, v) in c.str()?.iter().enumerate() {
+                    match v {
+                        None => bad.push((r, field, String::new(), "missing field")),
+                        Some(s) if s.trim().is_empty() => {
+                            bad.push((r, field, s.to_string(), "empty id"))
+                        }
+                        _ => {}
+                    }
+                }
+            } else if c.null_count() > 0 {
+                for (r, v) in c.is_null().iter().enumerate() {
+                    if v == Some(true) {
+                        bad.push((r, field, String::new(), "missing value"));
+                    }
+                }
+            }
+            Ok(())
+        };
     id_col("user", "user", &mut bad)?;
     id_col("item", "item", &mut bad)?;
     if layout.rating.is_some() {
@@ -333,7 +418,9 @@ fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<Vec<BadRow>> {
             match (p, s) {
                 (_, None) => bad.push((r, "rating", String::new(), "missing field")),
                 (None, Some(s)) => bad.push((r, "rating", s.to_string(), "not a number")),
-                (Some(v), Some(s)) if !v.is_finite() => bad.push((r, "rating", s.to_string(), "not a finite number")),
+                (Some(v), Some(s)) if !v.is_finite() => {
+                    bad.push((r, "rating", s.to_string(), "not a finite number"))
+                }
                 _ => {}
             }
         }
@@ -349,6 +436,7 @@ fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<Vec<BadRow>> {
             }
         }
     }
+    bad.retain(|b| !is_blank(b.0));
     bad.sort_by_key(|b| b.0);
-    Ok(bad)
+    Ok((bad, blank))
 }

@@ -22,10 +22,16 @@ pub enum SplitSpec {
 impl FromStr for SplitSpec {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (kind, frac) = s.split_once(':').ok_or_else(|| format!("split {s:?} must look like random:0.2, user:0.2 or time:0.2"))?;
-        let f: f64 = frac.parse().map_err(|_| format!("split fraction {frac:?} is not a number"))?;
+        let (kind, frac) = s.split_once(':').ok_or_else(|| {
+            format!("split {s:?} must look like random:0.2, user:0.2 or time:0.2")
+        })?;
+        let f: f64 = frac
+            .parse()
+            .map_err(|_| format!("split fraction {frac:?} is not a number"))?;
         if !(f > 0.0 && f < 1.0) {
-            return Err(format!("split fraction {f} must be strictly between 0 and 1"));
+            return Err(format!(
+                "split fraction {f} must be strictly between 0 and 1"
+            ));
         }
         match kind {
             "random" => Ok(SplitSpec::Random(f)),
@@ -118,13 +124,21 @@ mod tests {
     }
 
     fn pairs(x: &Interactions) -> Vec<(u32, u32)> {
-        x.users.iter().copied().zip(x.items.iter().copied()).collect()
+        x.users
+            .iter()
+            .copied()
+            .zip(x.items.iter().copied())
+            .collect()
     }
 
     #[test]
     fn splits_partition_the_data_without_leaks() {
         let x = sample();
-        for spec in [SplitSpec::Random(0.2), SplitSpec::User(0.3), SplitSpec::Time(0.25)] {
+        for spec in [
+            SplitSpec::Random(0.2),
+            SplitSpec::User(0.3),
+            SplitSpec::Time(0.25),
+        ] {
             let (tr, te) = split(&x, spec, 7).unwrap();
             assert_eq!(tr.len() + te.len(), x.len(), "{spec:?}");
             let a: HashSet<_> = pairs(&tr).into_iter().collect();
@@ -161,7 +175,10 @@ mod tests {
 
     #[test]
     fn parses_specs() {
-        assert_eq!("user:0.2".parse::<SplitSpec>().unwrap(), SplitSpec::User(0.2));
+        assert_eq!(
+            "user:0.2".parse::<SplitSpec>().unwrap(),
+            SplitSpec::User(0.2)
+        );
         assert!("user:1.5".parse::<SplitSpec>().is_err());
         assert!("foo:0.2".parse::<SplitSpec>().is_err());
         assert!("0.2".parse::<SplitSpec>().is_err());

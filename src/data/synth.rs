@@ -12,8 +12,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 use rand::distributions::Distribution;
-use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -42,29 +42,62 @@ pub struct SynthParams {
 
 impl Default for SynthParams {
     fn default() -> Self {
-        SynthParams { users: 1000, items: 800, ratings: 50_000, rank: 8, popularity_exponent: 0.9, noise: 0.6, string_ids: false, seed: 42 }
+        SynthParams {
+            users: 1000,
+            items: 800,
+            ratings: 50_000,
+            rank: 8,
+            popularity_exponent: 0.9,
+            noise: 0.6,
+            string_ids: false,
+            seed: 42,
+        }
     }
 }
 
 impl SynthParams {
     pub fn check(&self) -> Result<()> {
         if self.users == 0 || self.users > u32::MAX as usize {
-            return Err(Error::param("users", self.users, "must be in 1..=4294967295"));
+            return Err(Error::param(
+                "users",
+                self.users,
+                "must be in 1..=4294967295",
+            ));
         }
         if self.items < 2 || self.items > u32::MAX as usize {
-            return Err(Error::param("items", self.items, "must be in 2..=4294967295"));
+            return Err(Error::param(
+                "items",
+                self.items,
+                "must be in 2..=4294967295",
+            ));
         }
         if self.ratings < self.users {
-            return Err(Error::param("ratings", self.ratings, "must be at least the number of users"));
+            return Err(Error::param(
+                "ratings",
+                self.ratings,
+                "must be at least the number of users",
+            ));
         }
         if self.ratings as f64 > 0.5 * self.users as f64 * self.items as f64 {
-            return Err(Error::param("ratings", self.ratings, "must be at most half of users × items"));
+            return Err(Error::param(
+                "ratings",
+                self.ratings,
+                "must be at most half of users × items",
+            ));
         }
         if self.rank == 0 {
             return Err(Error::param("rank", self.rank, "must be ≥ 1"));
         }
-        if !(self.popularity_exponent >= 0.0) || !(self.noise >= 0.0) {
-            return Err(Error::param("noise", self.noise, "noise and popularity exponent must be ≥ 0"));
+        if self.popularity_exponent.is_nan()
+            || self.popularity_exponent < 0.0
+            || self.noise.is_nan()
+            || self.noise < 0.0
+        {
+            return Err(Error::param(
+                "noise",
+                self.noise,
+                "noise and popularity exponent must be ≥ 0",
+            ));
         }
         Ok(())
     }
@@ -79,7 +112,11 @@ pub struct Synth {
 }
 
 fn chunk_rng(seed: u64, stream: u64) -> StdRng {
-    StdRng::seed_from_u64(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x5851_F42D_4C95_7F2D))
+    StdRng::seed_from_u64(
+        seed ^ stream
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(0x5851_F42D_4C95_7F2D),
+    )
 }
 
 fn normal_vec(rng: &mut StdRng, n: usize, sd: f64) -> Vec<f32> {
@@ -108,10 +145,15 @@ pub fn generate(p: &SynthParams) -> Result<Synth> {
     }
     let total_w = acc;
     // Log-normal activity, scaled to the target count.
-    let act: Vec<f64> = (0..p.users).map(|_| rand_distr_normal(0.8).sample(&mut rng).exp()).collect();
+    let act: Vec<f64> = (0..p.users)
+        .map(|_| rand_distr_normal(0.8).sample(&mut rng).exp())
+        .collect();
     let act_sum: f64 = act.iter().sum();
     let cap = (p.items / 3).max(1);
-    let counts: Vec<usize> = act.iter().map(|a| ((p.ratings as f64 * a / act_sum).round() as usize).clamp(1, cap)).collect();
+    let counts: Vec<usize> = act
+        .iter()
+        .map(|a| ((p.ratings as f64 * a / act_sum).round() as usize).clamp(1, cap))
+        .collect();
     let start = 1_577_836_800i64; // 2020-01-01
     let span = 365 * 86_400i64;
 
@@ -120,17 +162,28 @@ pub fn generate(p: &SynthParams) -> Result<Synth> {
         .into_par_iter()
         .map(|c| {
             let mut rng = chunk_rng(p.seed, c as u64);
-            let mut out = Synth { users: Vec::new(), items: Vec::new(), ratings: Vec::new(), times: Vec::new() };
+            let mut out = Synth {
+                users: Vec::new(),
+                items: Vec::new(),
+                ratings: Vec::new(),
+                times: Vec::new(),
+            };
             let mut chosen = std::collections::HashSet::new();
             let noise = rand_distr_normal(p.noise);
-            for u in c * CHUNK..((c + 1) * CHUNK).min(p.users) {
+            for (u, &count) in counts
+                .iter()
+                .enumerate()
+                .take(((c + 1) * CHUNK).min(p.users))
+                .skip(c * CHUNK)
+            {
                 let pu = normal_vec(&mut rng, k, 1.0);
                 let bu = rand_distr_normal(0.3).sample(&mut rng);
                 chosen.clear();
-                let mut times: Vec<i64> = (0..counts[u]).map(|_| start + rng.gen_range(0..span)).collect();
+                let mut times: Vec<i64> =
+                    (0..count).map(|_| start + rng.gen_range(0..span)).collect();
                 times.sort_unstable();
                 let mut tries = 0usize;
-                while chosen.len() < counts[u] && tries < 50 * counts[u] + 100 {
+                while chosen.len() < count && tries < 50 * count + 100 {
                     tries += 1;
                     let x = rng.gen::<f64>() * total_w;
                     let i = cdf.partition_point(|&c| c < x).min(p.items - 1);
@@ -138,7 +191,8 @@ pub fn generate(p: &SynthParams) -> Result<Synth> {
                         continue;
                     }
                     let q = &item_f[i * k..(i + 1) * k];
-                    let s = pu.iter().zip(q).map(|(a, b)| a * b).sum::<f32>() as f64 / (k as f64).sqrt();
+                    let s = pu.iter().zip(q).map(|(a, b)| a * b).sum::<f32>() as f64
+                        / (k as f64).sqrt();
                     // Keep with probability sigmoid(2s): affinity drives choice.
                     if rng.gen::<f64>() < 1.0 / (1.0 + (-2.0 * s).exp()) {
                         let t = times[chosen.len()];
@@ -155,7 +209,12 @@ pub fn generate(p: &SynthParams) -> Result<Synth> {
         })
         .collect();
     let n: usize = parts.iter().map(|s| s.users.len()).sum();
-    let mut all = Synth { users: Vec::with_capacity(n), items: Vec::with_capacity(n), ratings: Vec::with_capacity(n), times: Vec::with_capacity(n) };
+    let mut all = Synth {
+        users: Vec::with_capacity(n),
+        items: Vec::with_capacity(n),
+        ratings: Vec::with_capacity(n),
+        times: Vec::with_capacity(n),
+    };
     for s in parts {
         all.users.extend(s.users);
         all.items.extend(s.items);
@@ -169,28 +228,54 @@ pub fn generate(p: &SynthParams) -> Result<Synth> {
 /// `.parquet` path, as Parquet. The write is atomic.
 pub fn write(s: Synth, string_ids: bool, path: &Path) -> Result<usize> {
     let n = s.users.len();
-    let pl = |e: PolarsError| Error::Polars { path: path.to_path_buf(), source: e };
+    let pl = |e: PolarsError| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let (user, item): (Column, Column) = if string_ids {
         (
-            Column::new("user".into(), s.users.iter().map(|u| format!("u{u}")).collect::<Vec<_>>()),
-            Column::new("item".into(), s.items.iter().map(|i| format!("i{i}")).collect::<Vec<_>>()),
+            Column::new(
+                "user".into(),
+                s.users.iter().map(|u| format!("u{u}")).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "item".into(),
+                s.items.iter().map(|i| format!("i{i}")).collect::<Vec<_>>(),
+            ),
         )
     } else {
         (
-            Column::new("user".into(), s.users.iter().map(|&u| u as i64).collect::<Vec<_>>()),
-            Column::new("item".into(), s.items.iter().map(|&i| i as i64).collect::<Vec<_>>()),
+            Column::new(
+                "user".into(),
+                s.users.iter().map(|&u| u as i64).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "item".into(),
+                s.items.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            ),
         )
     };
     // Ratings are whole stars; integers keep the CSV small.
-    let rating = Column::new("rating".into(), s.ratings.iter().map(|&r| r as i32).collect::<Vec<_>>());
+    let rating = Column::new(
+        "rating".into(),
+        s.ratings.iter().map(|&r| r as i32).collect::<Vec<_>>(),
+    );
     let time = Column::new("timestamp".into(), s.times);
     let mut df = DataFrame::new_infer_height(vec![user, item, rating, time]).map_err(pl)?;
-    let parquet = path.extension().is_some_and(|e| e == "parquet" || e == "pq");
+    let parquet = path
+        .extension()
+        .is_some_and(|e| e == "parquet" || e == "pq");
     crate::util::atomic_write(path, |w| {
         if parquet {
-            ParquetWriter::new(w).finish(&mut df).map(|_| ()).map_err(pl)
+            ParquetWriter::new(w)
+                .finish(&mut df)
+                .map(|_| ())
+                .map_err(pl)
         } else {
-            CsvWriter::new(w).include_header(true).finish(&mut df).map_err(pl)
+            CsvWriter::new(w)
+                .include_header(true)
+                .finish(&mut df)
+                .map_err(pl)
         }
     })?;
     Ok(n)
@@ -202,12 +287,22 @@ mod tests {
 
     #[test]
     fn generator_is_seeded_and_has_no_duplicate_pairs() {
-        let p = SynthParams { users: 300, items: 200, ratings: 6000, ..Default::default() };
+        let p = SynthParams {
+            users: 300,
+            items: 200,
+            ratings: 6000,
+            ..Default::default()
+        };
         let a = generate(&p).unwrap();
         let b = generate(&p).unwrap();
         assert_eq!(a.items, b.items);
         assert_eq!(a.ratings, b.ratings);
-        let mut pairs: Vec<(u32, u32)> = a.users.iter().copied().zip(a.items.iter().copied()).collect();
+        let mut pairs: Vec<(u32, u32)> = a
+            .users
+            .iter()
+            .copied()
+            .zip(a.items.iter().copied())
+            .collect();
         let n = pairs.len();
         assert!(n > 4000 && n < 8000, "{n}");
         pairs.sort_unstable();
@@ -223,7 +318,17 @@ mod tests {
 
     #[test]
     fn bad_params_are_refused() {
-        assert!(SynthParams { items: 1, ..Default::default() }.check().is_err());
-        assert!(SynthParams { ratings: 10, ..Default::default() }.check().is_err());
+        assert!(SynthParams {
+            items: 1,
+            ..Default::default()
+        }
+        .check()
+        .is_err());
+        assert!(SynthParams {
+            ratings: 10,
+            ..Default::default()
+        }
+        .check()
+        .is_err());
     }
 }

@@ -33,7 +33,10 @@ pub fn read_titles(path: &Path) -> Result<HashMap<String, String>> {
             }
             // movies.csv quotes titles that contain commas.
             let title = if let Some(stripped) = rest.strip_prefix('"') {
-                stripped.split("\",").next().map(|t| t.replace("\"\"", "\""))
+                stripped
+                    .split("\",")
+                    .next()
+                    .map(|t| t.replace("\"\"", "\""))
             } else {
                 rest.split(',').next().map(str::to_string)
             };
@@ -49,7 +52,10 @@ pub fn read_titles(path: &Path) -> Result<HashMap<String, String>> {
             _ => {
                 return Err(Error::Format {
                     path: path.to_path_buf(),
-                    message: format!("line {}: expected `id|title|…`, `id::title::…` or `id,title,…`", n + 1),
+                    message: format!(
+                        "line {}: expected `id|title|…`, `id::title::…` or `id,title,…`",
+                        n + 1
+                    ),
                 })
             }
         }

@@ -31,7 +31,12 @@ use crate::interactions::IdMap;
 /// An array that is either owned or a view into a mapped model file.
 pub enum Buf<T: bytemuck::Pod> {
     Owned(Vec<T>),
-    Mapped { map: Arc<Mmap>, start: usize, len: usize, _t: PhantomData<T> },
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+        _t: PhantomData<T>,
+    },
 }
 
 impl<T: bytemuck::Pod> Deref for Buf<T> {
@@ -40,14 +45,20 @@ impl<T: bytemuck::Pod> Deref for Buf<T> {
         match self {
             Buf::Owned(v) => v,
             // Alignment and bounds were checked when the view was made (`tensor`).
-            Buf::Mapped { map, start, len, .. } => bytemuck::cast_slice(&map[*start..*start + len * size_of::<T>()]),
+            Buf::Mapped {
+                map, start, len, ..
+            } => bytemuck::cast_slice(&map[*start..*start + len * size_of::<T>()]),
         }
     }
 }
 
 impl<T: bytemuck::Pod> fmt::Debug for Buf<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if matches!(self, Buf::Owned(_)) { "owned" } else { "mapped" };
+        let kind = if matches!(self, Buf::Owned(_)) {
+            "owned"
+        } else {
+            "mapped"
+        };
         write!(f, "Buf({kind}, {} elements)", self.len())
     }
 }
@@ -56,12 +67,21 @@ fn view<'a>(dtype: Dtype, shape: Vec<usize>, data: &'a [u8]) -> Result<TensorVie
     TensorView::new(dtype, shape, data).map_err(|e| Error::Other(format!("building tensor: {e}")))
 }
 
-fn id_tensors<'a>(prefix: &str, ids: &'a IdMap, store: &'a mut Vec<Vec<u8>>) -> Vec<(String, Dtype, Vec<usize>, usize)> {
+fn id_tensors<'a>(
+    prefix: &str,
+    ids: &'a IdMap,
+    store: &'a mut Vec<Vec<u8>>,
+) -> Vec<(String, Dtype, Vec<usize>, usize)> {
     // Returns (name, dtype, shape, index into `store`) so the bytes outlive the views.
     match ids {
         IdMap::Int { ids, .. } => {
             store.push(bytemuck::cast_slice(ids).to_vec());
-            vec![(format!("{prefix}_ids"), Dtype::I64, vec![ids.len()], store.len() - 1)]
+            vec![(
+                format!("{prefix}_ids"),
+                Dtype::I64,
+                vec![ids.len()],
+                store.len() - 1,
+            )]
         }
         IdMap::Str { ids, .. } => {
             let mut bytes = Vec::new();
@@ -75,8 +95,18 @@ fn id_tensors<'a>(prefix: &str, ids: &'a IdMap, store: &'a mut Vec<Vec<u8>>) -> 
             store.push(bytes);
             store.push(bytemuck::cast_slice(&offsets).to_vec());
             vec![
-                (format!("{prefix}_ids_utf8"), Dtype::U8, vec![n], store.len() - 2),
-                (format!("{prefix}_ids_offsets"), Dtype::U64, vec![offsets.len()], store.len() - 1),
+                (
+                    format!("{prefix}_ids_utf8"),
+                    Dtype::U8,
+                    vec![n],
+                    store.len() - 2,
+                ),
+                (
+                    format!("{prefix}_ids_offsets"),
+                    Dtype::U64,
+                    vec![offsets.len()],
+                    store.len() - 1,
+                ),
             ]
         }
     }
@@ -88,14 +118,58 @@ impl Model {
         let (nu, ni, k) = (self.n_users(), self.n_items(), self.k);
         let mean = [self.global_mean];
         let mut tensors: Vec<(String, TensorView<'_>)> = vec![
-            ("user_factors".into(), view(Dtype::F32, vec![nu, k], bytemuck::cast_slice(&self.user_factors))?),
-            ("item_factors".into(), view(Dtype::F32, vec![ni, k], bytemuck::cast_slice(&self.item_factors))?),
-            ("user_bias".into(), view(Dtype::F32, vec![nu], bytemuck::cast_slice(&self.user_bias))?),
-            ("item_bias".into(), view(Dtype::F32, vec![ni], bytemuck::cast_slice(&self.item_bias))?),
-            ("item_popularity".into(), view(Dtype::F32, vec![ni], bytemuck::cast_slice(&self.item_popularity))?),
-            ("global_mean".into(), view(Dtype::F32, vec![1], bytemuck::cast_slice(&mean))?),
-            ("seen_indptr".into(), view(Dtype::U64, vec![nu + 1], bytemuck::cast_slice(&self.seen_indptr))?),
-            ("seen_items".into(), view(Dtype::U32, vec![self.seen_items.len()], bytemuck::cast_slice(&self.seen_items))?),
+            (
+                "user_factors".into(),
+                view(
+                    Dtype::F32,
+                    vec![nu, k],
+                    bytemuck::cast_slice(&self.user_factors),
+                )?,
+            ),
+            (
+                "item_factors".into(),
+                view(
+                    Dtype::F32,
+                    vec![ni, k],
+                    bytemuck::cast_slice(&self.item_factors),
+                )?,
+            ),
+            (
+                "user_bias".into(),
+                view(Dtype::F32, vec![nu], bytemuck::cast_slice(&self.user_bias))?,
+            ),
+            (
+                "item_bias".into(),
+                view(Dtype::F32, vec![ni], bytemuck::cast_slice(&self.item_bias))?,
+            ),
+            (
+                "item_popularity".into(),
+                view(
+                    Dtype::F32,
+                    vec![ni],
+                    bytemuck::cast_slice(&self.item_popularity),
+                )?,
+            ),
+            (
+                "global_mean".into(),
+                view(Dtype::F32, vec![1], bytemuck::cast_slice(&mean))?,
+            ),
+            (
+                "seen_indptr".into(),
+                view(
+                    Dtype::U64,
+                    vec![nu + 1],
+                    bytemuck::cast_slice(&self.seen_indptr),
+                )?,
+            ),
+            (
+                "seen_items".into(),
+                view(
+                    Dtype::U32,
+                    vec![self.seen_items.len()],
+                    bytemuck::cast_slice(&self.seen_items),
+                )?,
+            ),
         ];
         let mut store = Vec::new();
         let mut specs = id_tensors("user", &self.user_ids, &mut store);
@@ -103,7 +177,8 @@ impl Model {
         for (name, dtype, shape, at) in specs {
             tensors.push((name, view(dtype, shape, &store[at])?));
         }
-        let meta_json = serde_json::to_string(&self.meta).map_err(|e| Error::Other(format!("encoding metadata: {e}")))?;
+        let meta_json = serde_json::to_string(&self.meta)
+            .map_err(|e| Error::Other(format!("encoding metadata: {e}")))?;
         let header = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("format_version".to_string(), FORMAT_VERSION.to_string()),
@@ -115,7 +190,10 @@ impl Model {
         let tmp = crate::util::temp_path(path);
         if let Err(e) = safetensors::serialize_to_file(tensors, Some(header), &tmp) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(Error::Other(format!("{}: writing model: {e}", path.display())));
+            return Err(Error::Other(format!(
+                "{}: writing model: {e}",
+                path.display()
+            )));
         }
         crate::util::commit_temp(&tmp, path)
     }
@@ -124,9 +202,14 @@ impl Model {
     pub fn load(path: &Path) -> Result<Model> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        let bad = |reason: String| Error::BadModel { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::BadModel {
+            path: path.to_path_buf(),
+            reason,
+        };
         if len < 8 {
-            return Err(bad(format!("the file is {len} bytes long, too short for a safetensors header")));
+            return Err(bad(format!(
+                "the file is {len} bytes long, too short for a safetensors header"
+            )));
         }
         // SAFETY: the map is read-only. Model files are never modified in
         // place: they are written to a temp file and renamed over, so the
@@ -141,20 +224,28 @@ impl Model {
 type Checked<T> = std::result::Result<T, String>;
 
 fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
-    let (_, header) = SafeTensors::read_metadata(&map[..]).map_err(|e| format!("not a safetensors file ({e})"))?;
+    let (_, header) = SafeTensors::read_metadata(&map[..])
+        .map_err(|e| format!("not a safetensors file ({e})"))?;
     let md = header.metadata().clone().unwrap_or_default();
     match md.get("format") {
         Some(f) if f == FORMAT => {}
         Some(f) => return Err(format!("format is {f:?}, expected {FORMAT:?}")),
-        None => return Err("a safetensors file without recsys metadata (no `format` entry)".into()),
+        None => {
+            return Err("a safetensors file without recsys metadata (no `format` entry)".into())
+        }
     }
-    let version: u32 = md.get("format_version").and_then(|v| v.parse().ok()).ok_or("missing or invalid format_version")?;
+    let version: u32 = md
+        .get("format_version")
+        .and_then(|v| v.parse().ok())
+        .ok_or("missing or invalid format_version")?;
     if version != FORMAT_VERSION {
         return Err(format!("format version {version} is not supported (this recsys reads version {FORMAT_VERSION})"));
     }
-    let meta: ModelMeta = serde_json::from_str(md.get("recsys").ok_or("missing `recsys` metadata")?)
-        .map_err(|e| format!("invalid metadata JSON: {e}"))?;
-    let st = SafeTensors::deserialize(&map[..]).map_err(|e| format!("not a safetensors file ({e})"))?;
+    let meta: ModelMeta =
+        serde_json::from_str(md.get("recsys").ok_or("missing `recsys` metadata")?)
+            .map_err(|e| format!("invalid metadata JSON: {e}"))?;
+    let st =
+        SafeTensors::deserialize(&map[..]).map_err(|e| format!("not a safetensors file ({e})"))?;
 
     let k = meta.factors;
     if k == 0 {
@@ -162,17 +253,30 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
     }
     let uf: Buf<f32> = tensor(&st, &map, "user_factors", Dtype::F32, None)?;
     let nu = uf.len() / k;
-    let shape_of = |name: &str| st.tensor(name).map(|t| t.shape().to_vec()).unwrap_or_default();
+    let shape_of = |name: &str| {
+        st.tensor(name)
+            .map(|t| t.shape().to_vec())
+            .unwrap_or_default()
+    };
     if shape_of("user_factors") != [nu, k] {
-        return Err(format!("user_factors has shape {:?}, expected [n_users, {k}]", shape_of("user_factors")));
+        return Err(format!(
+            "user_factors has shape {:?}, expected [n_users, {k}]",
+            shape_of("user_factors")
+        ));
     }
     let itf: Buf<f32> = tensor(&st, &map, "item_factors", Dtype::F32, None)?;
     let ni = itf.len() / k;
     if shape_of("item_factors") != [ni, k] {
-        return Err(format!("item_factors has shape {:?}, expected [n_items, {k}]", shape_of("item_factors")));
+        return Err(format!(
+            "item_factors has shape {:?}, expected [n_items, {k}]",
+            shape_of("item_factors")
+        ));
     }
     if nu != meta.n_users || ni != meta.n_items {
-        return Err(format!("tensors hold {nu} users × {ni} items but the metadata says {} × {}", meta.n_users, meta.n_items));
+        return Err(format!(
+            "tensors hold {nu} users × {ni} items but the metadata says {} × {}",
+            meta.n_users, meta.n_items
+        ));
     }
     let ub = tensor(&st, &map, "user_bias", Dtype::F32, Some(&[nu]))?;
     let ib = tensor(&st, &map, "item_bias", Dtype::F32, Some(&[ni]))?;
@@ -180,7 +284,10 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
     let gm: Buf<f32> = tensor(&st, &map, "global_mean", Dtype::F32, Some(&[1]))?;
     let indptr: Buf<u64> = tensor(&st, &map, "seen_indptr", Dtype::U64, Some(&[nu + 1]))?;
     let seen: Buf<u32> = tensor(&st, &map, "seen_items", Dtype::U32, None)?;
-    if indptr.first() != Some(&0) || indptr.windows(2).any(|w| w[0] > w[1]) || indptr.last().copied() != Some(seen.len() as u64) {
+    if indptr.first() != Some(&0)
+        || indptr.windows(2).any(|w| w[0] > w[1])
+        || indptr.last().copied() != Some(seen.len() as u64)
+    {
         return Err("seen_indptr is not a valid row index for seen_items".into());
     }
     if seen.iter().any(|&i| i as usize >= ni) {
@@ -206,24 +313,46 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
 
 /// A typed view of one tensor, checked for dtype and (optionally) shape;
 /// mapped in place when aligned, copied otherwise.
-fn tensor<T: bytemuck::Pod>(st: &SafeTensors<'_>, map: &Arc<Mmap>, name: &str, dtype: Dtype, shape: Option<&[usize]>) -> Checked<Buf<T>> {
-    let t = st.tensor(name).map_err(|_| format!("missing tensor `{name}`"))?;
+fn tensor<T: bytemuck::Pod>(
+    st: &SafeTensors<'_>,
+    map: &Arc<Mmap>,
+    name: &str,
+    dtype: Dtype,
+    shape: Option<&[usize]>,
+) -> Checked<Buf<T>> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| format!("missing tensor `{name}`"))?;
     if t.dtype() != dtype {
-        return Err(format!("tensor `{name}` has dtype {:?}, expected {dtype:?}", t.dtype()));
+        return Err(format!(
+            "tensor `{name}` has dtype {:?}, expected {dtype:?}",
+            t.dtype()
+        ));
     }
     if let Some(s) = shape {
         if t.shape() != s {
-            return Err(format!("tensor `{name}` has shape {:?}, expected {s:?}", t.shape()));
+            return Err(format!(
+                "tensor `{name}` has shape {:?}, expected {s:?}",
+                t.shape()
+            ));
         }
     }
     let data = t.data();
     if data.len() % size_of::<T>() != 0 {
-        return Err(format!("tensor `{name}` has {} bytes, not a whole number of elements", data.len()));
+        return Err(format!(
+            "tensor `{name}` has {} bytes, not a whole number of elements",
+            data.len()
+        ));
     }
     let start = data.as_ptr() as usize - map.as_ptr() as usize;
     let len = data.len() / size_of::<T>();
     if bytemuck::try_cast_slice::<u8, T>(data).is_ok() {
-        Ok(Buf::Mapped { map: Arc::clone(map), start, len, _t: PhantomData })
+        Ok(Buf::Mapped {
+            map: Arc::clone(map),
+            start,
+            len,
+            _t: PhantomData,
+        })
     } else {
         Ok(Buf::Owned(bytemuck::pod_collect_to_vec(data)))
     }
@@ -235,14 +364,30 @@ fn id_map(st: &SafeTensors<'_>, map: &Arc<Mmap>, prefix: &str, n: usize) -> Chec
         IdMap::from_ints(v.to_vec())
     } else {
         let bytes: Buf<u8> = tensor(st, map, &format!("{prefix}_ids_utf8"), Dtype::U8, None)?;
-        let offs: Buf<u64> = tensor(st, map, &format!("{prefix}_ids_offsets"), Dtype::U64, Some(&[n + 1]))?;
-        if offs.first() != Some(&0) || offs.windows(2).any(|w| w[0] > w[1]) || offs.last().copied() != Some(bytes.len() as u64) {
-            return Err(format!("{prefix}_ids_offsets do not index {prefix}_ids_utf8"));
+        let offs: Buf<u64> = tensor(
+            st,
+            map,
+            &format!("{prefix}_ids_offsets"),
+            Dtype::U64,
+            Some(&[n + 1]),
+        )?;
+        if offs.first() != Some(&0)
+            || offs.windows(2).any(|w| w[0] > w[1])
+            || offs.last().copied() != Some(bytes.len() as u64)
+        {
+            return Err(format!(
+                "{prefix}_ids_offsets do not index {prefix}_ids_utf8"
+            ));
         }
-        let text = std::str::from_utf8(&bytes).map_err(|e| format!("{prefix}_ids_utf8 is not UTF-8: {e}"))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("{prefix}_ids_utf8 is not UTF-8: {e}"))?;
         let mut out = Vec::with_capacity(n);
         for w in offs.windows(2) {
-            out.push(text.get(w[0] as usize..w[1] as usize).ok_or_else(|| format!("{prefix} id splits a UTF-8 character"))?.to_string());
+            out.push(
+                text.get(w[0] as usize..w[1] as usize)
+                    .ok_or_else(|| format!("{prefix} id splits a UTF-8 character"))?
+                    .to_string(),
+            );
         }
         IdMap::from_strings(out)
     };

@@ -65,7 +65,10 @@ impl ModelMeta {
         best_epoch: usize,
         (rating_min, rating_max): (f32, f32),
     ) -> Self {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         ModelMeta {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -101,7 +104,12 @@ pub fn rfc3339(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// What a trainer hands over to build a [`Model`]; arrays in `train`'s index order.
@@ -205,7 +213,10 @@ impl Model {
 
     /// The items user `u` had in training, sorted.
     pub fn seen(&self, u: u32) -> &[u32] {
-        let (a, b) = (self.seen_indptr[u as usize] as usize, self.seen_indptr[u as usize + 1] as usize);
+        let (a, b) = (
+            self.seen_indptr[u as usize] as usize,
+            self.seen_indptr[u as usize + 1] as usize,
+        );
         &self.seen_items[a..b]
     }
 

@@ -12,7 +12,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
     let split = n / LANES * LANES;
-    for (x, y) in a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES)) {
+    for (x, y) in a[..split]
+        .chunks_exact(LANES)
+        .zip(b[..split].chunks_exact(LANES))
+    {
         for j in 0..LANES {
             acc[j] += x[j] * y[j];
         }
@@ -62,7 +65,7 @@ mod tests {
         let mut p = vec![1.0, 2.0];
         let mut q = vec![3.0, -1.0];
         sgd_pair_update(&mut p, &mut q, 0.5, 0.1, 0.0, 0.0);
-        assert_eq!(p, vec![1.0 + 0.1 * 0.5 * 3.0, 2.0 + 0.1 * 0.5 * -1.0]);
+        assert_eq!(p, vec![1.0 + 0.1 * 0.5 * 3.0, 2.0 - 0.1 * 0.5]);
         assert_eq!(q, vec![3.0 + 0.1 * 0.5 * 1.0, -1.0 + 0.1 * 0.5 * 2.0]);
     }
 }

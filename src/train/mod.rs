@@ -34,7 +34,10 @@ pub struct Validation {
 impl Validation {
     /// Keeps the entries of `held` whose user and item are known to `train`
     /// (others cannot guide the factors).
-    pub fn from_heldout(train: &crate::interactions::Interactions, held: &crate::interactions::Interactions) -> Validation {
+    pub fn from_heldout(
+        train: &crate::interactions::Interactions,
+        held: &crate::interactions::Interactions,
+    ) -> Validation {
         let um = held.user_ids.translate_to(&train.user_ids);
         let im = held.item_ids.translate_to(&train.item_ids);
         let mut v = Validation::default();
@@ -63,7 +66,11 @@ pub(crate) struct EarlyStop {
 
 impl EarlyStop {
     pub(crate) fn new(patience: Option<usize>) -> Self {
-        EarlyStop { patience, best: f64::INFINITY, best_epoch: 0 }
+        EarlyStop {
+            patience,
+            best: f64::INFINITY,
+            best_epoch: 0,
+        }
     }
 
     /// Records an epoch's metric; returns (improved, stop now).
@@ -83,18 +90,27 @@ impl EarlyStop {
 }
 
 /// Runs `f` on a rayon pool of `threads` threads (all cores when `None`).
-pub(crate) fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
+pub(crate) fn with_threads<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> T + Send,
+) -> crate::Result<T> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         b = b.num_threads(t);
     }
-    let pool = b.build().map_err(|e| crate::Error::Other(format!("cannot start the thread pool: {e}")))?;
+    let pool = b
+        .build()
+        .map_err(|e| crate::Error::Other(format!("cannot start the thread pool: {e}")))?;
     Ok(pool.install(f))
 }
 
 /// The thread count a run will use.
 pub fn effective_threads(threads: Option<usize>) -> usize {
-    threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 #[cfg(test)]

@@ -31,11 +31,11 @@ use crate::model::{Model, ModelMeta, ModelParts};
 /// |---|---|---|---|
 /// | factors | 128 | latent dimensions k | 1..=4096 |
 /// | epochs | 40 | passes over the data | 1..=10000 |
-/// | learning_rate | 0.01 | step size of the first epoch | (0, 1] |
+/// | learning_rate | 0.03 | step size of the first epoch | (0, 1] |
 /// | lr_decay | 0.95 | step size multiplier per epoch | (0, 1] |
-/// | reg_factors | 0.05 | L2 penalty on p_u and q_i | ≥ 0 |
+/// | reg_factors | 0.08 | L2 penalty on p_u and q_i | ≥ 0 |
 /// | reg_bias | 0.01 | L2 penalty on b_u and b_i | ≥ 0 |
-/// | init_std | 0.1 | std-dev of the normal initial factors | ≥ 0 |
+/// | init_std | 0.01 | std-dev of the normal initial factors | ≥ 0 |
 /// | seed | 42 | RNG seed (shuffles and initial factors) | any |
 /// | threads | all cores | worker threads | ≥ 1 |
 /// | patience | none | stop after this many epochs without a better validation RMSE (needs validation data); the best epoch's factors are kept | ≥ 1 |
@@ -58,11 +58,11 @@ impl Default for SgdParams {
         SgdParams {
             factors: 128,
             epochs: 40,
-            learning_rate: 0.01,
+            learning_rate: 0.03,
             lr_decay: 0.95,
-            reg_factors: 0.05,
+            reg_factors: 0.08,
             reg_bias: 0.01,
-            init_std: 0.1,
+            init_std: 0.01,
             seed: 42,
             threads: None,
             patience: None,
@@ -126,12 +126,20 @@ impl SgdParams {
             return Err(Error::param("epochs", p.epochs, "must be in 1..=10000"));
         }
         if !(p.learning_rate > 0.0 && p.learning_rate <= 1.0) {
-            return Err(Error::param("learning_rate", p.learning_rate, "must be in (0, 1]"));
+            return Err(Error::param(
+                "learning_rate",
+                p.learning_rate,
+                "must be in (0, 1]",
+            ));
         }
         if !(p.lr_decay > 0.0 && p.lr_decay <= 1.0) {
             return Err(Error::param("lr_decay", p.lr_decay, "must be in (0, 1]"));
         }
-        for (name, v) in [("reg_factors", p.reg_factors), ("reg_bias", p.reg_bias), ("init_std", p.init_std)] {
+        for (name, v) in [
+            ("reg_factors", p.reg_factors),
+            ("reg_bias", p.reg_bias),
+            ("init_std", p.init_std),
+        ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::param(name, v, "must be a finite number ≥ 0"));
             }
@@ -153,23 +161,45 @@ impl SgdValidParams {
 
     /// Trains on `train`. With `valid`, reports validation RMSE per epoch and,
     /// with `patience`, stops early and keeps the best epoch.
-    pub fn fit(&self, train: &Interactions, valid: Option<&Validation>, progress: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<Model> {
+    pub fn fit(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         if train.is_empty() {
-            return Err(Error::Other("no training data: every entry was filtered out or held out".into()));
+            return Err(Error::Other(
+                "no training data: every entry was filtered out or held out".into(),
+            ));
         }
         if self.0.patience.is_some() && valid.is_none_or(|v| v.is_empty()) {
-            return Err(Error::param("patience", self.0.patience.unwrap_or(0), "early stopping needs validation data (--validation F)"));
+            return Err(Error::param(
+                "patience",
+                self.0.patience.unwrap_or(0),
+                "early stopping needs validation data (--validation F)",
+            ));
         }
         let threads = super::effective_threads(self.0.threads);
-        with_threads(Some(threads), || self.fit_inner(train, valid, threads, progress))?
+        with_threads(Some(threads), || {
+            self.fit_inner(train, valid, threads, progress)
+        })?
     }
 
-    fn fit_inner(&self, train: &Interactions, valid: Option<&Validation>, threads: usize, progress: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<Model> {
+    fn fit_inner(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        threads: usize,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         let p = &self.0;
         let k = p.factors;
         let (nu, ni) = (train.n_users(), train.n_items());
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let nb = if threads == 1 { 1 } else { 4 * threads }.min(nu).min(ni).max(1);
+        let nb = if threads == 1 { 1 } else { 4 * threads }
+            .min(nu)
+            .min(ni)
+            .max(1);
 
         // Shuffle users and items into contiguous ranges (balanced blocks).
         let perm = |n: usize, rng: &mut StdRng| {
@@ -195,17 +225,29 @@ impl SgdValidParams {
         let (ub, ib) = (block_of(&ubounds, nu), block_of(&ibounds, ni));
         let mut blocks: Vec<Vec<Entry>> = vec![Vec::new(); nb * nb];
         for n in 0..train.len() {
-            let (iu, ii) = (uinv[train.users[n] as usize] as usize, iinv[train.items[n] as usize] as usize);
+            let (iu, ii) = (
+                uinv[train.users[n] as usize] as usize,
+                iinv[train.items[n] as usize] as usize,
+            );
             let (a, c) = (ub[iu] as usize, ib[ii] as usize);
-            blocks[a * nb + c].push(Entry { u: (iu - ubounds[a]) as u32, i: (ii - ibounds[c]) as u32, r: train.values[n] });
+            blocks[a * nb + c].push(Entry {
+                u: (iu - ubounds[a]) as u32,
+                i: (ii - ibounds[c]) as u32,
+                r: train.values[n],
+            });
         }
         for b in &mut blocks {
             b.shuffle(&mut rng);
         }
 
-        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE)).map_err(|e| Error::Other(e.to_string()))?;
-        let mut uf = Array2::random_using((nu, k), normal, &mut rng).into_raw_vec_and_offset().0;
-        let mut itf = Array2::random_using((ni, k), normal, &mut rng).into_raw_vec_and_offset().0;
+        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE))
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let mut uf = Array2::random_using((nu, k), normal, &mut rng)
+            .into_raw_vec_and_offset()
+            .0;
+        let mut itf = Array2::random_using((ni, k), normal, &mut rng)
+            .into_raw_vec_and_offset()
+            .0;
         if p.init_std == 0.0 {
             uf.fill(0.0);
             itf.fill(0.0);
@@ -223,7 +265,8 @@ impl SgdValidParams {
 
         let mut history = Vec::with_capacity(p.epochs);
         let mut stop = EarlyStop::new(p.patience);
-        let mut best: Option<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> = None;
+        // Factors and biases of the best validation epoch so far.
+        let mut best: Option<[Vec<f32>; 4]> = None;
         let mut order: Vec<usize> = (0..nb).collect();
         for epoch in 1..=p.epochs {
             let lr = p.learning_rate * p.lr_decay.powi(epoch as i32 - 1);
@@ -237,19 +280,29 @@ impl SgdValidParams {
                 let mut bic = split_rows(&mut bi, &ibounds, 1);
                 ifc.rotate_left(s);
                 bic.rotate_left(s);
-                let step = Step { k, mu, lr, reg_f: p.reg_factors, reg_b: p.reg_bias };
+                let step = Step {
+                    k,
+                    mu,
+                    lr,
+                    reg_f: p.reg_factors,
+                    reg_b: p.reg_bias,
+                };
                 let sums: Vec<f64> = ufc
                     .into_par_iter()
                     .zip(buc)
                     .zip(ifc)
                     .zip(bic)
                     .enumerate()
-                    .map(|(a, (((uf, bu), itf), bi))| sgd_block(&blocks[a * nb + (a + s) % nb], uf, bu, itf, bi, step))
+                    .map(|(a, (((uf, bu), itf), bi))| {
+                        sgd_block(&blocks[a * nb + (a + s) % nb], uf, bu, itf, bi, step)
+                    })
                     .collect();
                 sq += sums.iter().sum::<f64>();
             }
             let seconds = t0.elapsed().as_secs_f64();
-            let valid_rmse = valid_int.as_ref().map(|v| rmse_of(v, &uf, &itf, &bu, &bi, k, mu, rmin, rmax));
+            let valid_rmse = valid_int
+                .as_ref()
+                .map(|v| rmse_of(v, &uf, &itf, &bu, &bi, k, mu, rmin, rmax));
             let report = EpochReport {
                 epoch,
                 train_rmse: (sq / train.len() as f64).sqrt(),
@@ -262,7 +315,7 @@ impl SgdValidParams {
             if let Some(v) = valid_rmse {
                 let (improved, stop_now) = stop.observe(epoch, v);
                 if improved && p.patience.is_some() && epoch < p.epochs {
-                    best = Some((uf.clone(), itf.clone(), bu.clone(), bi.clone()));
+                    best = Some([uf.clone(), itf.clone(), bu.clone(), bi.clone()]);
                 } else if improved {
                     best = None;
                 }
@@ -271,7 +324,7 @@ impl SgdValidParams {
                 }
             }
         }
-        if let Some((a, b, c, d)) = best {
+        if let Some([a, b, c, d]) = best {
             (uf, itf, bu, bi) = (a, b, c, d);
         }
 
@@ -279,12 +332,25 @@ impl SgdValidParams {
         let unpermute = |x: &[f32], fwd: &[u32], w: usize| {
             let mut out = vec![0f32; x.len()];
             for (int, &o) in fwd.iter().enumerate() {
-                out[o as usize * w..(o as usize + 1) * w].copy_from_slice(&x[int * w..(int + 1) * w]);
+                out[o as usize * w..(o as usize + 1) * w]
+                    .copy_from_slice(&x[int * w..(int + 1) * w]);
             }
             out
         };
-        let best_epoch = if valid_int.is_some() { stop.best_epoch() } else { history.len() };
-        let meta = ModelMeta::new("sgd", false, k, serde_json::to_value(p).unwrap_or_default(), history, best_epoch, (rmin, rmax));
+        let best_epoch = if valid_int.is_some() {
+            stop.best_epoch()
+        } else {
+            history.len()
+        };
+        let meta = ModelMeta::new(
+            "sgd",
+            false,
+            k,
+            serde_json::to_value(p).unwrap_or_default(),
+            history,
+            best_epoch,
+            (rmin, rmax),
+        );
         Ok(Model::from_parts(ModelParts {
             user_factors: unpermute(&uf, &uperm, k),
             item_factors: unpermute(&itf, &iperm, k),
@@ -316,7 +382,11 @@ struct Step {
 pub(crate) fn value_range(v: &[f32]) -> (f32, f32) {
     let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) }
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 0.0)
+    }
 }
 
 /// Cuts `data` (rows of `width`) into the row ranges given by `bounds`.
@@ -332,7 +402,14 @@ fn split_rows<'a>(data: &'a mut [f32], bounds: &[usize], width: usize) -> Vec<&'
 }
 
 /// One block's pass; returns the sum of squared errors seen.
-fn sgd_block(entries: &[Entry], uf: &mut [f32], bu: &mut [f32], itf: &mut [f32], bi: &mut [f32], s: Step) -> f64 {
+fn sgd_block(
+    entries: &[Entry],
+    uf: &mut [f32],
+    bu: &mut [f32],
+    itf: &mut [f32],
+    bi: &mut [f32],
+    s: Step,
+) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: `sgd_block_avx2` only requires the AVX2 and FMA instruction
@@ -346,12 +423,26 @@ fn sgd_block(entries: &[Entry], uf: &mut [f32], bu: &mut [f32], itf: &mut [f32],
 /// order are unchanged, so results equal the generic path bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn sgd_block_avx2(entries: &[Entry], uf: &mut [f32], bu: &mut [f32], itf: &mut [f32], bi: &mut [f32], s: Step) -> f64 {
+fn sgd_block_avx2(
+    entries: &[Entry],
+    uf: &mut [f32],
+    bu: &mut [f32],
+    itf: &mut [f32],
+    bi: &mut [f32],
+    s: Step,
+) -> f64 {
     sgd_block_generic(entries, uf, bu, itf, bi, s)
 }
 
 #[inline(always)]
-fn sgd_block_generic(entries: &[Entry], uf: &mut [f32], bu: &mut [f32], itf: &mut [f32], bi: &mut [f32], s: Step) -> f64 {
+fn sgd_block_generic(
+    entries: &[Entry],
+    uf: &mut [f32],
+    bu: &mut [f32],
+    itf: &mut [f32],
+    bi: &mut [f32],
+    s: Step,
+) -> f64 {
     let k = s.k;
     let mut sq = 0f64;
     for e in entries {
@@ -370,7 +461,17 @@ fn sgd_block_generic(entries: &[Entry], uf: &mut [f32], bu: &mut [f32], itf: &mu
 /// Validation RMSE with predictions clipped to the training range, summed
 /// in fixed chunks so the value is deterministic.
 #[allow(clippy::too_many_arguments)]
-fn rmse_of(v: &Validation, uf: &[f32], itf: &[f32], bu: &[f32], bi: &[f32], k: usize, mu: f32, lo: f32, hi: f32) -> f64 {
+fn rmse_of(
+    v: &Validation,
+    uf: &[f32],
+    itf: &[f32],
+    bu: &[f32],
+    bi: &[f32],
+    k: usize,
+    mu: f32,
+    lo: f32,
+    hi: f32,
+) -> f64 {
     const CHUNK: usize = 8192;
     let idx: Vec<usize> = (0..v.users.len()).collect();
     let sums: Vec<f64> = idx
@@ -379,7 +480,11 @@ fn rmse_of(v: &Validation, uf: &[f32], itf: &[f32], bu: &[f32], bi: &[f32], k: u
             c.iter()
                 .map(|&n| {
                     let (u, i) = (v.users[n] as usize, v.items[n] as usize);
-                    let pred = (mu + bu[u] + bi[i] + dot(&uf[u * k..(u + 1) * k], &itf[i * k..(i + 1) * k])).clamp(lo, hi);
+                    let pred = (mu
+                        + bu[u]
+                        + bi[i]
+                        + dot(&uf[u * k..(u + 1) * k], &itf[i * k..(i + 1) * k]))
+                    .clamp(lo, hi);
                     let e = (v.values[n] - pred) as f64;
                     e * e
                 })
@@ -423,14 +528,30 @@ mod tests {
     #[test]
     fn block_step_matches_a_slow_reference() {
         let k = 5;
-        let entries = vec![Entry { u: 0, i: 1, r: 4.0 }, Entry { u: 1, i: 0, r: 2.0 }, Entry { u: 0, i: 0, r: 3.5 }];
+        let entries = vec![
+            Entry { u: 0, i: 1, r: 4.0 },
+            Entry { u: 1, i: 0, r: 2.0 },
+            Entry { u: 0, i: 0, r: 3.5 },
+        ];
         let mut uf: Vec<f32> = (0..2 * k).map(|j| (j as f32 * 0.3).sin() * 0.2).collect();
         let mut itf: Vec<f32> = (0..2 * k).map(|j| (j as f32 * 0.7).cos() * 0.2).collect();
         let mut bu = vec![0.1f32, -0.2];
         let mut bi = vec![0.05f32, 0.3];
-        let s = Step { k, mu: 3.0, lr: 0.05, reg_f: 0.1, reg_b: 0.02 };
-        let (mut ruf, mut ritf): (Vec<f64>, Vec<f64>) = (uf.iter().map(|&x| x as f64).collect(), itf.iter().map(|&x| x as f64).collect());
-        let (mut rbu, mut rbi): (Vec<f64>, Vec<f64>) = (bu.iter().map(|&x| x as f64).collect(), bi.iter().map(|&x| x as f64).collect());
+        let s = Step {
+            k,
+            mu: 3.0,
+            lr: 0.05,
+            reg_f: 0.1,
+            reg_b: 0.02,
+        };
+        let (mut ruf, mut ritf): (Vec<f64>, Vec<f64>) = (
+            uf.iter().map(|&x| x as f64).collect(),
+            itf.iter().map(|&x| x as f64).collect(),
+        );
+        let (mut rbu, mut rbi): (Vec<f64>, Vec<f64>) = (
+            bu.iter().map(|&x| x as f64).collect(),
+            bi.iter().map(|&x| x as f64).collect(),
+        );
         for e in &entries {
             let (u, i) = (e.u as usize, e.i as usize);
             let mut pred = 3.0 + rbu[u] + rbi[i];
@@ -447,7 +568,13 @@ mod tests {
             }
         }
         sgd_block(&entries, &mut uf, &mut bu, &mut itf, &mut bi, s);
-        for (a, b) in uf.iter().zip(&ruf).chain(itf.iter().zip(&ritf)).chain(bu.iter().zip(&rbu)).chain(bi.iter().zip(&rbi)) {
+        for (a, b) in uf
+            .iter()
+            .zip(&ruf)
+            .chain(itf.iter().zip(&ritf))
+            .chain(bu.iter().zip(&rbu))
+            .chain(bi.iter().zip(&rbi))
+        {
             assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
@@ -455,12 +582,25 @@ mod tests {
     #[test]
     fn same_seed_and_threads_give_identical_models() {
         let x = tiny(40, 30);
-        let p = SgdParams::default().factors(8).epochs(5).threads(Some(2)).check().unwrap();
+        let p = SgdParams::default()
+            .factors(8)
+            .epochs(5)
+            .threads(Some(2))
+            .check()
+            .unwrap();
         let a = p.fit(&x, None, &mut |_| {}).unwrap();
         let b = p.fit(&x, None, &mut |_| {}).unwrap();
         assert_eq!(a.user_factors(), b.user_factors());
         assert_eq!(a.item_bias(), b.item_bias());
-        let c = SgdParams::default().factors(8).epochs(5).threads(Some(2)).seed(7).check().unwrap().fit(&x, None, &mut |_| {}).unwrap();
+        let c = SgdParams::default()
+            .factors(8)
+            .epochs(5)
+            .threads(Some(2))
+            .seed(7)
+            .check()
+            .unwrap()
+            .fit(&x, None, &mut |_| {})
+            .unwrap();
         assert_ne!(a.user_factors(), c.user_factors());
     }
 
@@ -468,8 +608,19 @@ mod tests {
     fn training_lowers_the_error_and_early_stopping_stops() {
         let x = tiny(60, 40);
         let mut reports = Vec::new();
-        let v = Validation { users: x.users[..50].to_vec(), items: x.items[..50].to_vec(), values: x.values[..50].to_vec() };
-        SgdParams::default().factors(8).epochs(30).learning_rate(0.05).patience(Some(2)).threads(Some(2)).check().unwrap()
+        let v = Validation {
+            users: x.users[..50].to_vec(),
+            items: x.items[..50].to_vec(),
+            values: x.values[..50].to_vec(),
+        };
+        SgdParams::default()
+            .factors(8)
+            .epochs(30)
+            .learning_rate(0.05)
+            .patience(Some(2))
+            .threads(Some(2))
+            .check()
+            .unwrap()
             .fit(&x, Some(&v), &mut |r| reports.push(r.clone()))
             .unwrap();
         assert!(reports.last().unwrap().train_rmse < reports[0].train_rmse);
@@ -478,7 +629,11 @@ mod tests {
 
     #[test]
     fn bad_params_name_the_parameter() {
-        let e = SgdParams::default().learning_rate(-0.1).check().unwrap_err().to_string();
+        let e = SgdParams::default()
+            .learning_rate(-0.1)
+            .check()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("learning_rate"), "{e}");
         assert!(SgdParams::default().factors(0).check().is_err());
         assert!(SgdParams::default().threads(Some(0)).check().is_err());
