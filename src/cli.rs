@@ -44,6 +44,21 @@ pub enum Command {
     Info(InfoArgs),
     /// Generate interaction data with planted structure (CSV or Parquet).
     Synth(SynthArgs),
+    /// Load interaction data and report what was read (rows, ids, duplicates, time).
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Interaction files, folders or globs (repeatable).
+    #[arg(long, short = 'd', required = true)]
+    pub data: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[arg(long, default_value_t = 0)]
+    pub min_user_count: u32,
+    #[arg(long, default_value_t = 0)]
+    pub min_item_count: u32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -226,6 +241,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval_cmd(a),
         Command::Info(a) => info(a),
         Command::Synth(a) => synth(a),
+        Command::Inspect(a) => inspect(a),
     }
 }
 
@@ -596,5 +612,22 @@ fn synth(a: SynthArgs) -> Result<()> {
         a.out.display(),
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    let mut opts = a.load.options();
+    opts.min_user_count = a.min_user_count;
+    opts.min_item_count = a.min_item_count;
+    let t0 = std::time::Instant::now();
+    let (x, rep) = data::load(&a.data, &opts)
+        .with_context(|| format!("loading data {}", a.data.join(", ")))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut v = serde_json::to_value(&rep)?;
+    v["load_seconds"] = secs.into();
+    v["has_timestamps"] = x.times.is_some().into();
+    v["fingerprint"] = x.fingerprint().into();
+    v["value_mean"] = x.mean_value().into();
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }

@@ -25,17 +25,21 @@ impl fmt::Display for IdKey {
     }
 }
 
+/// A hash map with a fast, non-cryptographic hasher (ids are not adversarial
+/// keys on this path: they come from the operator's own data files).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Dense index ↔ external id, for users or for items. Integer ids stay
 /// integers (compact, and numpy reads them as an `int64` tensor).
 #[derive(Clone, Debug)]
 pub enum IdMap {
     Int {
         ids: Vec<i64>,
-        index: HashMap<i64, u32>,
+        index: FastMap<i64, u32>,
     },
     Str {
         ids: Vec<String>,
-        index: HashMap<String, u32>,
+        index: FastMap<String, u32>,
     },
 }
 
@@ -194,6 +198,25 @@ impl Interactions {
         }
     }
 
+    /// Keeps the entries whose `keep` flag is set, in order (id maps unchanged).
+    pub fn retain(&mut self, keep: &[bool]) {
+        fn filter<T: Copy>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut k = keep.iter();
+            v.retain(|_| *k.next().unwrap_or(&true));
+        }
+        filter(&mut self.users, keep);
+        filter(&mut self.items, keep);
+        filter(&mut self.values, keep);
+        if let Some(t) = &mut self.times {
+            filter(t, keep);
+        }
+    }
+
+    /// The items of each user, without values (for "seen" filtering).
+    pub fn seen_by_user(&self) -> Csr {
+        Csr::build(self.n_users(), &self.users, &self.items, None)
+    }
+
     /// Drops users and items that have no entry, renumbering densely (order kept).
     pub fn compact(mut self) -> Interactions {
         let mut has_user = vec![false; self.n_users()];
@@ -241,12 +264,12 @@ impl Interactions {
 
     /// Rows by user: for each user, its items (sorted) and values.
     pub fn by_user(&self) -> Csr {
-        Csr::build(self.n_users(), &self.users, &self.items, &self.values)
+        Csr::build(self.n_users(), &self.users, &self.items, Some(&self.values))
     }
 
     /// Rows by item: for each item, its users (sorted) and values.
     pub fn by_item(&self) -> Csr {
-        Csr::build(self.n_items(), &self.items, &self.users, &self.values)
+        Csr::build(self.n_items(), &self.items, &self.users, Some(&self.values))
     }
 
     /// A stable 64-bit digest of the entries and id maps (xxh3), written as
@@ -275,8 +298,9 @@ pub struct Csr {
 }
 
 impl Csr {
-    /// Counting sort by row, then each row sorted by column.
-    pub fn build(n_rows: usize, rows: &[u32], cols: &[u32], vals: &[f32]) -> Csr {
+    /// Counting sort by row, then each row sorted by column. Without `vals`
+    /// the result has no values (`values` is empty).
+    pub fn build(n_rows: usize, rows: &[u32], cols: &[u32], vals: Option<&[f32]>) -> Csr {
         let mut indptr = vec![0u64; n_rows + 1];
         for &r in rows {
             indptr[r as usize + 1] += 1;
@@ -286,11 +310,13 @@ impl Csr {
         }
         let mut next: Vec<u64> = indptr[..n_rows].to_vec();
         let mut indices = vec![0u32; rows.len()];
-        let mut values = vec![0f32; rows.len()];
-        for ((&r, &c), &v) in rows.iter().zip(cols).zip(vals) {
+        let mut values = vec![0f32; if vals.is_some() { rows.len() } else { 0 }];
+        for (n, (&r, &c)) in rows.iter().zip(cols).enumerate() {
             let at = next[r as usize] as usize;
             indices[at] = c;
-            values[at] = v;
+            if let Some(v) = vals {
+                values[at] = v[n];
+            }
             next[r as usize] += 1;
         }
         let mut csr = Csr {
@@ -303,10 +329,15 @@ impl Csr {
     }
 
     fn sort_rows(&mut self) {
+        let with_values = !self.values.is_empty();
         let mut pairs: Vec<(u32, f32)> = Vec::new();
         for r in 0..self.n_rows() {
             let (a, b) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
             if self.indices[a..b].windows(2).all(|w| w[0] <= w[1]) {
+                continue;
+            }
+            if !with_values {
+                self.indices[a..b].sort_unstable();
                 continue;
             }
             pairs.clear();
@@ -366,7 +397,7 @@ mod tests {
         let rows = [2, 0, 2, 1, 0];
         let cols = [5, 3, 1, 4, 0];
         let vals = [1.0, 2.0, 3.0, 4.0, 5.0];
-        let c = Csr::build(3, &rows, &cols, &vals);
+        let c = Csr::build(3, &rows, &cols, Some(&vals));
         assert_eq!(c.row(0), &[0, 3]);
         assert_eq!(c.row_values(0), &[5.0, 2.0]);
         assert_eq!(c.row(1), &[4]);

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::interactions::{IdMap, Interactions};
+use rayon::prelude::*;
+
+use crate::interactions::{Csr, FastMap, IdMap, Interactions};
 pub use format::{Format, Layout};
 
 /// How to read interaction files. Column names apply to files with a header
@@ -156,37 +158,23 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     }
     let all = all.ok_or_else(|| Error::Other("no input files".into()))?;
 
-    // Duplicates: the last one wins, by time when there is a time column.
-    let n_before = all.height();
-    let mut lf = all.lazy();
-    if has_time {
-        lf = lf.sort(
-            ["time"],
-            SortMultipleOptions::default().with_maintain_order(true),
-        );
-    }
-    let dedup = lf
-        .unique_stable_generic(
-            Some(vec![col("user"), col("item")]),
-            UniqueKeepStrategy::Last,
-        )
-        .collect()
-        .map_err(&pl)?;
-    report.duplicates_dropped = n_before - dedup.height();
-
-    let (users, user_ids) = dense_ids(&dedup, "user").map_err(&pl)?;
-    let (items, item_ids) = dense_ids(&dedup, "item").map_err(&pl)?;
-    let values: Vec<f32> = dedup
+    let n_read = all.height();
+    let ((users, user_ids), (items, item_ids)) = rayon::join(
+        || dense_ids(all.column("user")),
+        || dense_ids(all.column("item")),
+    );
+    let (users, user_ids) = users_ok(users, user_ids, &pl)?;
+    let (items, item_ids) = users_ok(items, item_ids, &pl)?;
+    let values: Vec<f32> = all
         .column("rating")
         .map_err(&pl)?
         .f32()
         .map_err(&pl)?
         .into_no_null_iter()
         .collect();
-    let times = if has_time {
+    let times: Option<Vec<i64>> = if has_time {
         Some(
-            dedup
-                .column("time")
+            all.column("time")
                 .map_err(&pl)?
                 .i64()
                 .map_err(&pl)?
@@ -196,7 +184,8 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     } else {
         None
     };
-    let x = Interactions {
+    drop(all);
+    let mut x = Interactions {
         users,
         items,
         values,
@@ -204,6 +193,11 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
         user_ids: Arc::new(user_ids),
         item_ids: Arc::new(item_ids),
     };
+    // Duplicates: the last one wins, by time when there is a time column.
+    if let Some(keep) = last_of_duplicates(&x) {
+        x.retain(&keep);
+    }
+    report.duplicates_dropped = n_read - x.len();
     let n_dedup = x.len();
     let x = filter_min_counts(x, opts.min_user_count, opts.min_item_count);
     report.filtered_out = n_dedup - x.len();
@@ -213,41 +207,95 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     Ok((x, report))
 }
 
-/// Dense `u32` indices in first-seen order for column `name`, and the id map.
-fn dense_ids(df: &DataFrame, name: &str) -> PolarsResult<(Vec<u32>, IdMap)> {
-    let idx_name = format!("{name}__idx");
-    let uniq = df
-        .clone()
-        .lazy()
-        .select([col(name)])
-        .unique_stable(None, UniqueKeepStrategy::First)
-        .with_row_index(idx_name.as_str(), None)
-        .collect()?;
-    let mut args = JoinArgs::new(JoinType::Left);
-    args.maintain_order = MaintainOrderJoin::Left;
-    let joined = df
-        .clone()
-        .lazy()
-        .select([col(name)])
-        .join(uniq.clone().lazy(), [col(name)], [col(name)], args)
-        .select([col(idx_name.as_str()).cast(DataType::UInt32)])
-        .collect()?;
-    let idx: Vec<u32> = joined
-        .column(&idx_name)?
-        .u32()?
-        .into_no_null_iter()
-        .collect();
-    let ids = uniq.column(name)?;
-    let map = match ids.dtype() {
-        DataType::Int64 => IdMap::from_ints(ids.i64()?.into_no_null_iter().collect()),
-        _ => IdMap::from_strings(
-            ids.str()?
-                .iter()
-                .map(|s| s.unwrap_or_default().to_string())
-                .collect(),
-        ),
+fn users_ok(
+    r: PolarsResult<Vec<u32>>,
+    m: IdMap,
+    pl: &dyn Fn(PolarsError) -> Error,
+) -> Result<(Vec<u32>, IdMap)> {
+    Ok((r.map_err(pl)?, m))
+}
+
+/// Dense `u32` indices in first-seen order for an id column, and the id map.
+fn dense_ids(c: PolarsResult<&Column>) -> (PolarsResult<Vec<u32>>, IdMap) {
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => return (Err(e), IdMap::from_ints(Vec::new())),
     };
-    Ok((idx, map))
+    let mut out = Vec::with_capacity(c.len());
+    if let Ok(ca) = c.i64() {
+        let mut index = FastMap::default();
+        let mut ids = Vec::new();
+        for v in ca.into_no_null_iter() {
+            let next = ids.len() as u32;
+            out.push(*index.entry(v).or_insert_with(|| {
+                ids.push(v);
+                next
+            }));
+        }
+        return (Ok(out), IdMap::Int { ids, index });
+    }
+    match c.str() {
+        Ok(ca) => {
+            let mut index: FastMap<String, u32> = FastMap::default();
+            let mut ids = Vec::new();
+            for v in ca.iter() {
+                let v = v.unwrap_or_default();
+                let d = match index.get(v) {
+                    Some(&d) => d,
+                    None => {
+                        let d = ids.len() as u32;
+                        ids.push(v.to_string());
+                        index.insert(v.to_string(), d);
+                        d
+                    }
+                };
+                out.push(d);
+            }
+            (Ok(out), IdMap::Str { ids, index })
+        }
+        Err(e) => (Err(e), IdMap::from_ints(Vec::new())),
+    }
+}
+
+/// Which entries survive de-duplication of (user, item) pairs: the one with
+/// the latest time (ties and no time: the later row). `None` when there are
+/// no duplicates. Works per user row, in parallel, in O(n log d).
+fn last_of_duplicates(x: &Interactions) -> Option<Vec<bool>> {
+    let rows = Csr::build(
+        x.n_users(),
+        &x.users,
+        &(0..x.len() as u32).collect::<Vec<_>>(),
+        None,
+    );
+    let dropped: Vec<u32> = (0..rows.n_rows())
+        .into_par_iter()
+        .flat_map_iter(|u| {
+            let mut r: Vec<u32> = rows.row(u).to_vec();
+            let key = |&e: &u32| {
+                (
+                    x.items[e as usize],
+                    x.times.as_ref().map_or(0, |t| t[e as usize]),
+                    e,
+                )
+            };
+            r.sort_unstable_by_key(key);
+            let mut gone = Vec::new();
+            for w in r.windows(2) {
+                if x.items[w[0] as usize] == x.items[w[1] as usize] {
+                    gone.push(w[0]);
+                }
+            }
+            gone
+        })
+        .collect();
+    if dropped.is_empty() {
+        return None;
+    }
+    let mut keep = vec![true; x.len()];
+    for d in dropped {
+        keep[d as usize] = false;
+    }
+    Some(keep)
 }
 
 /// Drops users and items below the minimum counts (one pass over both, on
@@ -288,8 +336,8 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
             .finish()
             .map_err(pl)?,
     };
-    // Keep the raw text of the numeric fields next to their parsed value, so a
-    // value that does not parse can be told from one that is missing.
+    // Next to each parsed number, whether the field was there at all, so a
+    // value that does not parse can be told from a missing one.
     let mut sel = vec![
         col(layout.user.as_str()).alias("user"),
         col(layout.item.as_str()).alias("item"),
@@ -297,13 +345,13 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     match &layout.rating {
         Some(r) => {
             sel.push(col(r.as_str()).cast(DataType::Float32).alias("rating"));
-            sel.push(col(r.as_str()).cast(DataType::String).alias("rating_raw"));
+            sel.push(col(r.as_str()).is_null().alias("rating_missing"));
         }
-        None => sel.push(lit(1.0f32).alias("rating")),
+        None => sel.push(lit(1.0f32).cast(DataType::Float32).alias("rating")),
     }
     if let Some(t) = &layout.time {
         sel.push(col(t.as_str()).cast(DataType::Int64).alias("time"));
-        sel.push(col(t.as_str()).cast(DataType::String).alias("time_raw"));
+        sel.push(col(t.as_str()).is_null().alias("time_missing"));
     }
     let mut df = lf
         .select(sel)
@@ -314,13 +362,13 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
 
     let (bad, blank) = find_bad_rows(&df, &layout).map_err(pl)?;
     let mut bad_rows = 0;
-    if let Some(&(row, field, ref value, reason)) = bad.first() {
+    if let Some(&(row, field, column, reason)) = bad.first() {
         if !opts.skip_bad_rows {
             return Err(Error::MalformedRow {
                 path: path.to_path_buf(),
                 line: format::line_of_row(&layout, row),
                 field: field.to_string(),
-                value: value.clone(),
+                value: raw_field(path, &layout, row, column),
                 reason: reason.to_string(),
             });
         }
@@ -364,79 +412,173 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     })
 }
 
-type BadRow = (usize, &'static str, String, &'static str);
+/// (row index, field name for the message, source column, reason).
+type BadRow = (usize, &'static str, &'static str, &'static str);
 
-/// Every malformed row: (row index, field, raw value, reason), in row order;
-/// and the blank lines (the CSV reader gives them as all-null rows), which
-/// are dropped without complaint.
+/// The raw text of one field, re-read for an error message.
+fn raw_field(path: &Path, layout: &Layout, row: usize, column: &str) -> String {
+    let name = match column {
+        "user" => &layout.user,
+        "item" => &layout.item,
+        "rating" => layout.rating.as_ref().unwrap_or(&layout.user),
+        _ => layout.time.as_ref().unwrap_or(&layout.user),
+    };
+    if layout.format == Format::Parquet {
+        return "null".into();
+    }
+    LazyCsvReader::new(path.to_string_lossy().as_ref().into())
+        .with_has_header(layout.has_header)
+        .with_separator(layout.separator)
+        .with_quote_char(layout.quote)
+        .with_infer_schema_length(Some(0))
+        .with_truncate_ragged_lines(true)
+        .finish()
+        .and_then(|lf| {
+            lf.slice(row as i64, 1)
+                .select([col(name.as_str())])
+                .collect()
+        })
+        .ok()
+        .and_then(|df| {
+            df.column(name)
+                .ok()
+                .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(str::to_string)))
+        })
+        .unwrap_or_default()
+}
+
+/// Every malformed row (see [`BadRow`]), in row order; and the blank lines
+/// (the CSV reader gives them as all-null rows), dropped without complaint.
 fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<(Vec<BadRow>, Vec<usize>)> {
     let mut bad = Vec::new();
-    let all_null = |name: &str| -> PolarsResult<Vec<bool>> {
-        Ok(match df.column(name) {
-            Ok(c) => c.is_null().iter().map(|v| v.unwrap_or(true)).collect(),
-            Err(_) => vec![true; df.height()],
-        })
+    let nulls = |name: &str| -> PolarsResult<Option<Vec<bool>>> {
+        let c = df.column(name)?;
+        Ok((c.null_count() > 0).then(|| c.is_null().iter().map(|v| v.unwrap_or(true)).collect()))
     };
-    let (un, inn) = (all_null("user")?, all_null("item")?);
+    let flags = |name: &str| -> PolarsResult<Option<Vec<bool>>> {
+        let c = df.column(name)?.bool()?;
+        Ok((c.any()).then(|| c.iter().map(|v| v.unwrap_or(true)).collect()))
+    };
+    let un = nulls("user")?;
+    let inn = nulls("item")?;
     let rn = if layout.rating.is_some() {
-        all_null("rating_raw")?
+        flags("rating_missing")?
     } else {
-        vec![true; df.height()]
+        None
     };
-    let blank: Vec<usize> = (0..df.height())
-        .filter(|&r| un[r] && inn[r] && rn[r])
-        .collect();
-    let is_blank = |r: usize| un[r] && inn[r] && rn[r];
-    let id_col =
-        |name: &'static str, field: &'static str, bad: &mut Vec<BadRow>| -> PolarsResult<()> {
-            let c = df.column(name)?.as_materialized_series().clone();
-            if c.dtype() == &DataType::String {
-                for (r, v) in c.str()?.iter().enumerate() {
-                    match v {
-                        None => bad.push((r, field, String::new(), "missing field")),
-                        Some(s) if s.trim().is_empty() => {
-                            bad.push((r, field, s.to_string(), "empty id"))
-                        }
-                        _ => {}
-                    }
-                }
-            } else if c.null_count() > 0 {
-                for (r, v) in c.is_null().iter().enumerate() {
-                    if v == Some(true) {
-                        bad.push((r, field, String::new(), "missing value"));
-                    }
+    let blank: Vec<usize> = match (&un, &inn) {
+        (Some(u), Some(i)) => (0..df.height())
+            .filter(|&r| u[r] && i[r] && rn.as_ref().is_none_or(|m| m[r]))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let is_blank = |r: usize| blank.binary_search(&r).is_ok();
+    for (name, missing) in [("user", &un), ("item", &inn)] {
+        if let Some(m) = missing {
+            bad.extend(
+                (0..m.len())
+                    .filter(|&r| m[r])
+                    .map(|r| (r, name, name, "missing field")),
+            );
+        }
+        let c = df.column(name)?;
+        if c.dtype() == &DataType::String {
+            for (r, v) in c.str()?.iter().enumerate() {
+                if v.is_some_and(|s| s.trim().is_empty()) {
+                    bad.push((r, name, name, "empty id"));
                 }
             }
-            Ok(())
-        };
-    id_col("user", "user", &mut bad)?;
-    id_col("item", "item", &mut bad)?;
+        }
+    }
     if layout.rating.is_some() {
         let parsed = df.column("rating")?.f32()?;
-        let raw = df.column("rating_raw")?.str()?;
-        for (r, (p, s)) in parsed.iter().zip(raw.iter()).enumerate() {
-            match (p, s) {
-                (_, None) => bad.push((r, "rating", String::new(), "missing field")),
-                (None, Some(s)) => bad.push((r, "rating", s.to_string(), "not a number")),
-                (Some(v), Some(s)) if !v.is_finite() => {
-                    bad.push((r, "rating", s.to_string(), "not a finite number"))
+        if parsed.null_count() > 0 || parsed.iter().any(|v| v.is_some_and(|v| !v.is_finite())) {
+            for (r, p) in parsed.iter().enumerate() {
+                match p {
+                    None if rn.as_ref().is_some_and(|m| m[r]) => {
+                        bad.push((r, "rating", "rating", "missing field"))
+                    }
+                    None => bad.push((r, "rating", "rating", "not a number")),
+                    Some(v) if !v.is_finite() => {
+                        bad.push((r, "rating", "rating", "not a finite number"))
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
     }
     if layout.time.is_some() {
         let parsed = df.column("time")?.i64()?;
-        let raw = df.column("time_raw")?.str()?;
-        for (r, (p, s)) in parsed.iter().zip(raw.iter()).enumerate() {
-            match (p, s) {
-                (_, None) => bad.push((r, "timestamp", String::new(), "missing field")),
-                (None, Some(s)) => bad.push((r, "timestamp", s.to_string(), "not an integer")),
-                _ => {}
+        if parsed.null_count() > 0 {
+            let tn = flags("time_missing")?;
+            for (r, p) in parsed.iter().enumerate() {
+                if p.is_none() {
+                    let missing = tn.as_ref().is_some_and(|m| m[r]);
+                    bad.push((
+                        r,
+                        "timestamp",
+                        "time",
+                        if missing {
+                            "missing field"
+                        } else {
+                            "not an integer"
+                        },
+                    ));
+                }
             }
         }
     }
     bad.retain(|b| !is_blank(b.0));
     bad.sort_by_key(|b| b.0);
     Ok((bad, blank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_keep_the_newest_then_the_last_row() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.csv");
+        std::fs::write(
+            &a,
+            "user,item,rating,ts\nann,x,1,10\nbob,y,2,10\nann,x,5,20\nann,x,3,15\nbob,y,4,10\n",
+        )
+        .unwrap();
+        let (x, rep) = load(&[a.to_string_lossy().into_owned()], &LoadOptions::default()).unwrap();
+        assert_eq!(rep.duplicates_dropped, 3);
+        assert_eq!(x.len(), 2);
+        let ann = x.user_ids.get("ann").unwrap();
+        let n = x.users.iter().position(|&u| u == ann).unwrap();
+        assert_eq!(x.values[n], 5.0, "newest timestamp wins");
+        let bob = x.user_ids.get("bob").unwrap();
+        let n = x.users.iter().position(|&u| u == bob).unwrap();
+        assert_eq!(x.values[n], 4.0, "equal timestamps: the later row wins");
+    }
+
+    #[test]
+    fn integer_and_string_ids_map_densely_in_first_seen_order() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("u.data");
+        std::fs::write(&a, "7\t100\t3\t1\n3\t100\t4\t2\n7\t5\t1\t3\n").unwrap();
+        let (x, _) = load(&[a.to_string_lossy().into_owned()], &LoadOptions::default()).unwrap();
+        assert_eq!(x.users, vec![0, 1, 0]);
+        assert_eq!(x.items, vec![0, 0, 1]);
+        assert!(matches!(&*x.user_ids, IdMap::Int { ids, .. } if ids == &vec![7, 3]));
+        // Mixing integer and string ids across files turns all ids to strings.
+        let b = d.path().join("b.csv");
+        std::fs::write(&b, "user,item\nzed,100\n").unwrap();
+        let (y, _) = load(
+            &[
+                a.to_string_lossy().into_owned(),
+                b.to_string_lossy().into_owned(),
+            ],
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(y.n_users(), 3);
+        assert_eq!(y.user_ids.get("7"), Some(0));
+        assert_eq!(y.user_ids.get("zed"), Some(2));
+    }
 }

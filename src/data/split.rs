@@ -62,7 +62,7 @@ pub fn split(x: &Interactions, spec: SplitSpec, seed: u64) -> Result<(Interactio
                 x.n_users(),
                 &x.users,
                 &(0..n as u32).collect::<Vec<_>>(),
-                &vec![0.0; n],
+                None,
             );
             let mut entries: Vec<u32> = Vec::new();
             for u in 0..rows.n_rows() {

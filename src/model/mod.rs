@@ -148,7 +148,7 @@ impl Model {
         meta.n_items = t.n_items();
         meta.data.rows = t.len();
         meta.data.fingerprint = t.fingerprint();
-        let seen: Csr = t.by_user();
+        let seen: Csr = t.seen_by_user();
         Model {
             k: meta.factors,
             meta,

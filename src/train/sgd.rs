@@ -29,11 +29,11 @@ use crate::model::{Model, ModelMeta, ModelParts};
 ///
 /// | Name | Default | Purpose | Range |
 /// |---|---|---|---|
-/// | factors | 128 | latent dimensions k | 1..=4096 |
-/// | epochs | 40 | passes over the data | 1..=10000 |
-/// | learning_rate | 0.03 | step size of the first epoch | (0, 1] |
-/// | lr_decay | 0.95 | step size multiplier per epoch | (0, 1] |
-/// | reg_factors | 0.08 | L2 penalty on p_u and q_i | ≥ 0 |
+/// | factors | 64 | latent dimensions k | 1..=4096 |
+/// | epochs | 20 | passes over the data | 1..=10000 |
+/// | learning_rate | 0.05 | step size of the first epoch | (0, 1] |
+/// | lr_decay | 0.9 | step size multiplier per epoch | (0, 1] |
+/// | reg_factors | 0.06 | L2 penalty on p_u and q_i | ≥ 0 |
 /// | reg_bias | 0.01 | L2 penalty on b_u and b_i | ≥ 0 |
 /// | init_std | 0.01 | std-dev of the normal initial factors | ≥ 0 |
 /// | seed | 42 | RNG seed (shuffles and initial factors) | any |
@@ -56,11 +56,11 @@ pub struct SgdParams {
 impl Default for SgdParams {
     fn default() -> Self {
         SgdParams {
-            factors: 128,
-            epochs: 40,
-            learning_rate: 0.03,
-            lr_decay: 0.95,
-            reg_factors: 0.08,
+            factors: 64,
+            epochs: 20,
+            learning_rate: 0.05,
+            lr_decay: 0.9,
+            reg_factors: 0.06,
             reg_bias: 0.01,
             init_std: 0.01,
             seed: 42,
