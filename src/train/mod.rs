@@ -6,6 +6,7 @@
 
 pub mod kernels;
 pub mod sgd;
+mod strata;
 
 use serde::{Deserialize, Serialize};
 

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kernels::{dot, sgd_pair_update};
+use super::strata::{block_count, Entry, Strata};
 use super::{with_threads, EarlyStop, EpochReport, Validation};
 use crate::error::{Error, Result};
 use crate::interactions::Interactions;
@@ -196,49 +197,9 @@ impl SgdValidParams {
         let k = p.factors;
         let (nu, ni) = (train.n_users(), train.n_items());
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let nb = if threads == 1 { 1 } else { 4 * threads }
-            .min(nu)
-            .min(ni)
-            .max(1);
-
-        // Shuffle users and items into contiguous ranges (balanced blocks).
-        let perm = |n: usize, rng: &mut StdRng| {
-            let mut fwd: Vec<u32> = (0..n as u32).collect();
-            fwd.shuffle(rng);
-            let mut inv = vec![0u32; n];
-            for (int, &o) in fwd.iter().enumerate() {
-                inv[o as usize] = int as u32;
-            }
-            (fwd, inv)
-        };
-        let (uperm, uinv) = perm(nu, &mut rng);
-        let (iperm, iinv) = perm(ni, &mut rng);
-        let ubounds: Vec<usize> = (0..=nb).map(|a| a * nu / nb).collect();
-        let ibounds: Vec<usize> = (0..=nb).map(|a| a * ni / nb).collect();
-        let block_of = |bounds: &[usize], n: usize| {
-            let mut v = vec![0u32; n];
-            for a in 0..nb {
-                v[bounds[a]..bounds[a + 1]].fill(a as u32);
-            }
-            v
-        };
-        let (ub, ib) = (block_of(&ubounds, nu), block_of(&ibounds, ni));
-        let mut blocks: Vec<Vec<Entry>> = vec![Vec::new(); nb * nb];
-        for n in 0..train.len() {
-            let (iu, ii) = (
-                uinv[train.users[n] as usize] as usize,
-                iinv[train.items[n] as usize] as usize,
-            );
-            let (a, c) = (ub[iu] as usize, ib[ii] as usize);
-            blocks[a * nb + c].push(Entry {
-                u: (iu - ubounds[a]) as u32,
-                i: (ii - ibounds[c]) as u32,
-                r: train.values[n],
-            });
-        }
-        for b in &mut blocks {
-            b.shuffle(&mut rng);
-        }
+        let st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
+        let nb = st.nb;
+        let (uinv, iinv) = (&st.uinv, &st.iinv);
 
         let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE))
             .map_err(|e| Error::Other(e.to_string()))?;
@@ -273,30 +234,23 @@ impl SgdValidParams {
             order.shuffle(&mut rng);
             let t0 = Instant::now();
             let mut sq = 0f64;
+            let step = Step {
+                k,
+                mu,
+                lr,
+                reg_f: p.reg_factors,
+                reg_b: p.reg_bias,
+            };
             for &s in &order {
-                let ufc = split_rows(&mut uf, &ubounds, k);
-                let buc = split_rows(&mut bu, &ubounds, 1);
-                let mut ifc = split_rows(&mut itf, &ibounds, k);
-                let mut bic = split_rows(&mut bi, &ibounds, 1);
-                ifc.rotate_left(s);
-                bic.rotate_left(s);
-                let step = Step {
+                let sums = st.run(
+                    s,
                     k,
-                    mu,
-                    lr,
-                    reg_f: p.reg_factors,
-                    reg_b: p.reg_bias,
-                };
-                let sums: Vec<f64> = ufc
-                    .into_par_iter()
-                    .zip(buc)
-                    .zip(ifc)
-                    .zip(bic)
-                    .enumerate()
-                    .map(|(a, (((uf, bu), itf), bi))| {
-                        sgd_block(&blocks[a * nb + (a + s) % nb], uf, bu, itf, bi, step)
-                    })
-                    .collect();
+                    &mut uf,
+                    &mut bu,
+                    &mut itf,
+                    &mut bi,
+                    |_, entries, uf, bu, itf, bi| sgd_block(entries, uf, bu, itf, bi, step),
+                );
                 sq += sums.iter().sum::<f64>();
             }
             let seconds = t0.elapsed().as_secs_f64();
@@ -328,15 +282,6 @@ impl SgdValidParams {
             (uf, itf, bu, bi) = (a, b, c, d);
         }
 
-        // Back to the caller's index order.
-        let unpermute = |x: &[f32], fwd: &[u32], w: usize| {
-            let mut out = vec![0f32; x.len()];
-            for (int, &o) in fwd.iter().enumerate() {
-                out[o as usize * w..(o as usize + 1) * w]
-                    .copy_from_slice(&x[int * w..(int + 1) * w]);
-            }
-            out
-        };
         let best_epoch = if valid_int.is_some() {
             stop.best_epoch()
         } else {
@@ -352,22 +297,15 @@ impl SgdValidParams {
             (rmin, rmax),
         );
         Ok(Model::from_parts(ModelParts {
-            user_factors: unpermute(&uf, &uperm, k),
-            item_factors: unpermute(&itf, &iperm, k),
-            user_bias: unpermute(&bu, &uperm, 1),
-            item_bias: unpermute(&bi, &iperm, 1),
+            user_factors: st.users_out(&uf, k),
+            item_factors: st.items_out(&itf, k),
+            user_bias: st.users_out(&bu, 1),
+            item_bias: st.items_out(&bi, 1),
             global_mean: mu,
             train,
             meta,
         }))
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    u: u32,
-    i: u32,
-    r: f32,
 }
 
 #[derive(Clone, Copy)]
@@ -387,18 +325,6 @@ pub(crate) fn value_range(v: &[f32]) -> (f32, f32) {
     } else {
         (0.0, 0.0)
     }
-}
-
-/// Cuts `data` (rows of `width`) into the row ranges given by `bounds`.
-fn split_rows<'a>(data: &'a mut [f32], bounds: &[usize], width: usize) -> Vec<&'a mut [f32]> {
-    let mut out = Vec::with_capacity(bounds.len() - 1);
-    let mut rest = data;
-    for w in bounds.windows(2) {
-        let (head, tail) = rest.split_at_mut((w[1] - w[0]) * width);
-        out.push(head);
-        rest = tail;
-    }
-    out
 }
 
 /// One block's pass; returns the sum of squared errors seen.
