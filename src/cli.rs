@@ -63,9 +63,10 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
-    /// Input format, instead of detecting it per file.
-    #[arg(long, value_parser = parse_format)]
-    pub format: Option<Format>,
+    /// Input format of the data files, instead of detecting it per file
+    /// (ml100k, ml1m, csv, tsv, parquet).
+    #[arg(long = "input-format", value_parser = parse_format)]
+    pub input_format: Option<Format>,
     /// Column holding the user id (files with a header, Parquet).
     #[arg(long)]
     pub user_col: Option<String>,
@@ -87,7 +88,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
 impl LoadArgs {
     fn options(&self) -> LoadOptions {
         LoadOptions {
-            format: self.format,
+            format: self.input_format,
             user_col: self.user_col.clone(),
             item_col: self.item_col.clone(),
             rating_col: self.rating_col.clone(),
@@ -104,6 +105,9 @@ pub struct TrainArgs {
     /// Interaction files, folders or globs (repeatable). Default: the bundled data.
     #[arg(long, short = 'd')]
     pub data: Vec<String>,
+    /// Input format, instead of detecting it per file (ml100k, ml1m, csv, tsv, parquet).
+    #[arg(long, value_parser = parse_format, conflicts_with = "input_format")]
+    pub format: Option<Format>,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Model file to write.
@@ -195,8 +199,9 @@ pub struct EvalArgs {
     /// Held-out interaction files (repeatable).
     #[arg(long, required = true)]
     pub test: Vec<String>,
-    #[arg(long = "output", value_enum, default_value_t = OutFormat::Table)]
-    pub output: OutFormat,
+    /// Output: table or json.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -312,6 +317,7 @@ fn train(a: TrainArgs) -> Result<()> {
         a.data.clone()
     };
     let mut opts = a.load.options();
+    opts.format = opts.format.or(a.format);
     opts.min_user_count = a.min_user_count;
     opts.min_item_count = a.min_item_count;
 
@@ -332,7 +338,7 @@ fn train(a: TrainArgs) -> Result<()> {
         }
         None if !a.test.is_empty() => {
             let mut topts = a.load.options();
-            topts.format = a.load.format;
+            topts.format = topts.format.or(a.format);
             let (te, _) = load_data(&a.test, &topts, "test")?;
             (all, Some(te))
         }
@@ -538,7 +544,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let model = load_model(&a.model)?;
     let (test, _) = load_data(&a.test, &a.load.options(), "test")?;
     let m = eval::rating_metrics(&model, &test);
-    match a.output {
+    match a.format {
         OutFormat::Json => println!("{}", serde_json::to_string(&m)?),
         _ => println!(
             "RMSE {:.4}  MAE {:.4}  n {}  (unknown users {}, unknown items {}, scored with the fallback)",
@@ -630,4 +636,15 @@ fn inspect(a: InspectArgs) -> Result<()> {
     v["value_mean"] = x.mean_value().into();
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

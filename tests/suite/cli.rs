@@ -110,7 +110,7 @@ fn eval_json_and_info() {
         &m,
         "--test",
         &data("ml-100k/u1.test"),
-        "--output",
+        "--format",
         "json",
     ]));
     for k in ["rmse", "mae", "n", "unknown_users", "unknown_items"] {

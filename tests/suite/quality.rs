@@ -46,7 +46,7 @@ fn ml1m_split_rmse_with_defaults() {
         &m,
         "--test",
         &split("ml-1m_explicit_test.csv"),
-        "--output",
+        "--format",
         "json",
     ]));
     assert!((e["rmse"].as_f64().unwrap() - rmse).abs() < 1e-9);
