@@ -145,7 +145,6 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
         model.global_mean() + model.user_bias()[u as usize]
     };
     let ib = model.item_bias();
-    let implicit = model.meta().implicit;
     let mut next_seen = 0usize;
     let scores = (0..model.n_items() as u32).filter_map(move |i| {
         // `seen` is sorted: walk it alongside the items.
@@ -159,14 +158,7 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
             return None;
         }
         let s = dot(p, model.item_vector(i));
-        Some((
-            i,
-            if implicit {
-                s
-            } else {
-                base + ib[i as usize] + s
-            },
-        ))
+        Some((i, base + ib[i as usize] + s))
     });
     top_n(scores, n)
 }

@@ -221,11 +221,12 @@ impl Model {
     }
 
     /// Predicted value for known (u, i): a rating clipped to the training
-    /// range for explicit models, the raw score p·q for implicit ones.
+    /// range for explicit models, the ranking score p·q + b_i for implicit ones.
     pub fn predict(&self, u: u32, i: u32) -> f32 {
         let s = dot(self.user_vector(u), self.item_vector(i));
         if self.meta.implicit {
-            return s;
+            // Ranking score; b_i is zero for ALS and learned by BPR.
+            return s + self.item_bias[i as usize];
         }
         let r = self.global_mean + self.user_bias[u as usize] + self.item_bias[i as usize] + s;
         self.clip(r)

@@ -3,19 +3,31 @@
 //! fixed reduction), so results do not depend on the instruction set.
 
 const LANES: usize = 8;
+/// Four vectors of accumulators: enough independent add chains to hide the
+/// latency of vector adds (one 8-lane accumulator alone is latency-bound).
+const WIDE: usize = 4 * LANES;
 
-/// Dot product with 8 independent accumulators.
+/// Dot product with 32 independent accumulators, then 8, then a fixed
+/// reduction tree.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
+    let mut wide = [0f32; WIDE];
+    let split = n / WIDE * WIDE;
+    for (x, y) in a[..split].chunks_exact(WIDE).zip(b[..split].chunks_exact(WIDE)) {
+        for j in 0..WIDE {
+            wide[j] += x[j] * y[j];
+        }
+    }
     let mut acc = [0f32; LANES];
-    let split = n / LANES * LANES;
-    for (x, y) in a[..split]
-        .chunks_exact(LANES)
-        .zip(b[..split].chunks_exact(LANES))
-    {
+    for j in 0..LANES {
+        acc[j] = (wide[j] + wide[j + LANES]) + (wide[j + 2 * LANES] + wide[j + 3 * LANES]);
+    }
+    let (a, b) = (&a[split..], &b[split..]);
+    let split = a.len() / LANES * LANES;
+    for (x, y) in a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES)) {
         for j in 0..LANES {
             acc[j] += x[j] * y[j];
         }
@@ -32,6 +44,37 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (yj, xj) in y.iter_mut().zip(x) {
         *yj += alpha * xj;
+    }
+}
+
+/// `out = Σ_n w[n] · rows[n]` for `rows` stored row-major with `out.len()`
+/// columns. Columns are done in blocks of 32 held in registers across all
+/// rows, so `out` is written once instead of once per row.
+#[inline(always)]
+pub fn weighted_row_sum(rows: &[f32], w: &[f32], out: &mut [f32]) {
+    let k = out.len();
+    if k == 0 {
+        return;
+    }
+    let mut c0 = 0;
+    while c0 + WIDE <= k {
+        let mut acc = [0f32; WIDE];
+        for (r, &wn) in rows.chunks_exact(k).zip(w) {
+            let seg = &r[c0..c0 + WIDE];
+            for j in 0..WIDE {
+                acc[j] += wn * seg[j];
+            }
+        }
+        out[c0..c0 + WIDE].copy_from_slice(&acc);
+        c0 += WIDE;
+    }
+    if c0 < k {
+        out[c0..].fill(0.0);
+        for (r, &wn) in rows.chunks_exact(k).zip(w) {
+            for (o, &v) in out[c0..].iter_mut().zip(&r[c0..]) {
+                *o += wn * v;
+            }
+        }
     }
 }
 
@@ -52,11 +95,26 @@ mod tests {
 
     #[test]
     fn dot_matches_a_plain_sum() {
-        for n in [0usize, 1, 7, 8, 9, 31, 64, 100] {
+        for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 40, 64, 100] {
             let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
             let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
             assert!((dot(&a, &b) as f64 - plain).abs() < 1e-4, "n={n}");
+        }
+    }
+
+    #[test]
+    fn weighted_row_sum_matches_loops() {
+        for k in [1usize, 5, 32, 40, 64, 70] {
+            let n = 9;
+            let rows: Vec<f32> = (0..n * k).map(|j| (j as f32 * 0.13).sin()).collect();
+            let w: Vec<f32> = (0..n).map(|j| j as f32 - 3.0).collect();
+            let mut out = vec![7.0; k];
+            weighted_row_sum(&rows, &w, &mut out);
+            for c in 0..k {
+                let want: f64 = (0..n).map(|r| w[r] as f64 * rows[r * k + c] as f64).sum();
+                assert!((out[c] as f64 - want).abs() < 1e-4, "k={k} c={c}");
+            }
         }
     }
 

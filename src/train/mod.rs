@@ -4,6 +4,8 @@
 //! [`Model`](crate::model::Model). Progress goes through a callback; this
 //! module never prints.
 
+pub mod als;
+pub mod bpr;
 pub mod kernels;
 pub mod sgd;
 mod strata;
@@ -15,9 +17,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct EpochReport {
     pub epoch: usize,
-    /// RMSE of the training entries as seen during the pass (before each update).
-    pub train_rmse: f64,
+    /// RMSE of the training entries as seen during the pass (before each
+    /// update) for SGD, after the sweep for explicit ALS.
+    pub train_rmse: Option<f64>,
     pub valid_rmse: Option<f64>,
+    /// Ranking validation (implicit models): P@10 and nDCG@10 on a sample of users.
+    pub valid_precision: Option<f64>,
+    pub valid_ndcg: Option<f64>,
     /// Seconds spent in the gradient pass (without validation).
     pub seconds: f64,
     /// Training entries processed per second in the gradient pass.
@@ -126,5 +132,50 @@ mod tests {
         assert_eq!(e.observe(3, 0.95), (false, false));
         assert_eq!(e.observe(4, 0.91), (false, true));
         assert_eq!(e.best_epoch(), 2);
+    }
+}
+
+/// Per-epoch ranking validation for implicit models: P@10 and nDCG@10 on a
+/// seeded sample of the validation users, training items excluded.
+pub(crate) struct RankCheck {
+    truth: Vec<crate::eval::UserTruth>,
+    seen: crate::interactions::Csr,
+}
+
+impl RankCheck {
+    /// At most this many users are ranked per epoch, so validation stays cheap.
+    pub(crate) const MAX_USERS: usize = 2000;
+
+    pub(crate) fn new(train: &crate::interactions::Interactions, v: &Validation, seed: u64) -> Option<RankCheck> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut per: std::collections::BTreeMap<u32, Vec<u32>> = std::collections::BTreeMap::new();
+        for (&u, &i) in v.users.iter().zip(&v.items) {
+            per.entry(u).or_default().push(i);
+        }
+        let mut truth: Vec<crate::eval::UserTruth> = per
+            .into_iter()
+            .map(|(user, mut items)| {
+                items.sort_unstable();
+                items.dedup();
+                crate::eval::UserTruth { user, n_relevant: items.len(), items }
+            })
+            .collect();
+        if truth.is_empty() {
+            return None;
+        }
+        if truth.len() > Self::MAX_USERS {
+            truth.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x7a11));
+            truth.truncate(Self::MAX_USERS);
+            truth.sort_by_key(|t| t.user);
+        }
+        Some(RankCheck { truth, seen: train.seen_by_user() })
+    }
+
+    /// (P@10, nDCG@10) for factors in the training index order.
+    pub(crate) fn measure(&self, k: usize, uf: &[f32], itf: &[f32], ib: Option<&[f32]>) -> (f64, f64) {
+        let sc = crate::eval::Scorer { k, user_factors: uf, item_factors: itf, item_bias: ib };
+        let m = crate::eval::rank_eval(&sc, &|u| self.seen.row(u as usize).to_vec(), &self.truth, &[10], false);
+        (m.values["precision@10"], m.values["ndcg@10"])
     }
 }

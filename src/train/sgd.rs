@@ -259,7 +259,9 @@ impl SgdValidParams {
                 .map(|v| rmse_of(v, &uf, &itf, &bu, &bi, k, mu, rmin, rmax));
             let report = EpochReport {
                 epoch,
-                train_rmse: (sq / train.len() as f64).sqrt(),
+                train_rmse: Some((sq / train.len() as f64).sqrt()),
+                valid_precision: None,
+                valid_ndcg: None,
                 valid_rmse,
                 seconds,
                 entries_per_second: train.len() as f64 / seconds.max(1e-12),
