@@ -256,6 +256,12 @@ pub struct EvalArgs {
     /// Output: table or json.
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     pub format: OutFormat,
+    /// Cut-offs for the ranking metrics.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    pub k: Vec<usize>,
+    /// Only held-out rows with value ≥ T are positives for the ranking metrics.
+    #[arg(long)]
+    pub positive_threshold: Option<f32>,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -362,7 +368,9 @@ enum Trainer {
 impl Trainer {
     fn from_args(a: &TrainArgs) -> Result<Trainer> {
         let implicit = a.implicit || (a.positive_threshold.is_some() && a.algo != Some(Algo::Sgd));
-        let algo = a.algo.unwrap_or(if implicit { Algo::Als } else { Algo::Sgd });
+        let algo = a
+            .algo
+            .unwrap_or(if implicit { Algo::Als } else { Algo::Sgd });
         if implicit && algo == Algo::Sgd {
             bail!("--algo sgd fits ratings; for implicit feedback use --algo als or --algo bpr");
         }
@@ -370,7 +378,14 @@ impl Trainer {
         Ok(match algo {
             Algo::Sgd => Trainer::Sgd(sgd_params(a).check()?),
             Algo::Als => {
-                let mut p = AlsParams { implicit, seed: a.seed, threads, patience: a.patience, scale_reg: !a.no_scale_reg, ..Default::default() };
+                let mut p = AlsParams {
+                    implicit,
+                    seed: a.seed,
+                    threads,
+                    patience: a.patience,
+                    scale_reg: !a.no_scale_reg,
+                    ..Default::default()
+                };
                 if !implicit {
                     p.solver = Solver::Cholesky;
                 }
@@ -399,7 +414,12 @@ impl Trainer {
                 Trainer::Als(p.check()?)
             }
             Algo::Bpr => {
-                let mut p = BprParams { seed: a.seed, threads, patience: a.patience, ..Default::default() };
+                let mut p = BprParams {
+                    seed: a.seed,
+                    threads,
+                    patience: a.patience,
+                    ..Default::default()
+                };
                 p.factors = a.factors.unwrap_or(p.factors);
                 p.epochs = a.epochs.unwrap_or(p.epochs);
                 p.learning_rate = a.learning_rate.unwrap_or(p.learning_rate);
@@ -426,7 +446,12 @@ impl Trainer {
         }
     }
 
-    fn fit(&self, x: &Interactions, v: Option<&Validation>, cb: &mut (dyn FnMut(&EpochReport) + Send)) -> crate::Result<Model> {
+    fn fit(
+        &self,
+        x: &Interactions,
+        v: Option<&Validation>,
+        cb: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> crate::Result<Model> {
         match self {
             Trainer::Sgd(p) => p.fit(x, v, cb),
             Trainer::Als(p) => p.fit(x, v, cb),
@@ -454,7 +479,11 @@ fn epoch_line(r: &EpochReport) -> String {
     if let (Some(p), Some(n)) = (r.valid_precision, r.valid_ndcg) {
         line += &format!("  valid P@10 {p:.4} nDCG@10 {n:.4}");
     }
-    line + &format!("  {:.3}s  {:.1} M entries/s", r.seconds, r.entries_per_second / 1e6)
+    line + &format!(
+        "  {:.3}s  {:.1} M entries/s",
+        r.seconds,
+        r.entries_per_second / 1e6
+    )
 }
 
 fn train(a: TrainArgs) -> Result<()> {
@@ -466,12 +495,18 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     }
     if a.patience.is_some() && a.validation.is_none() {
-        bail!("--patience needs --validation F (a held-out fraction of the training data to watch)");
+        bail!(
+            "--patience needs --validation F (a held-out fraction of the training data to watch)"
+        );
     }
     if a.eval_k.iter().any(|&k| k == 0) {
         bail!("--eval-k: cut-offs must be ≥ 1");
     }
-    let sources = if a.data.is_empty() { vec![DEFAULT_DATA.to_string()] } else { a.data.clone() };
+    let sources = if a.data.is_empty() {
+        vec![DEFAULT_DATA.to_string()]
+    } else {
+        a.data.clone()
+    };
     let mut opts = a.load.options();
     opts.format = opts.format.or(a.format);
     opts.min_user_count = a.min_user_count;
@@ -481,13 +516,19 @@ fn train(a: TrainArgs) -> Result<()> {
 
     let t0 = std::time::Instant::now();
     let (mut all, rep) = load_data(&sources, &opts, "data")?;
-    if let Some(t) = threshold {
+    // Implicit models learn from the positives only; explicit ones keep the
+    // ratings and use the threshold to define positives for ranking metrics.
+    if let (Some(t), true) = (threshold, implicit) {
         all = positives(all, t).compact();
         eprintln!("{} positives with value ≥ {t}", all.len());
     }
     eprintln!(
         "loaded {} rows ({} users, {} items) from {} file(s) in {:.2}s",
-        rep.rows, rep.users, rep.items, rep.files.len(), t0.elapsed().as_secs_f64()
+        rep.rows,
+        rep.users,
+        rep.items,
+        rep.files.len(),
+        t0.elapsed().as_secs_f64()
     );
     let (train_side, test_side) = match a.split {
         Some(spec) => {
@@ -498,7 +539,7 @@ fn train(a: TrainArgs) -> Result<()> {
             let mut topts = a.load.options();
             topts.format = topts.format.or(a.format);
             let (mut te, _) = load_data(&a.test, &topts, "test")?;
-            if let Some(t) = threshold {
+            if let (Some(t), true) = (threshold, implicit) {
                 te = positives(te, t);
             }
             (all, Some(te))
@@ -507,7 +548,11 @@ fn train(a: TrainArgs) -> Result<()> {
     };
     let (train_side, valid) = match a.validation {
         Some(f) => {
-            let spec = if implicit { SplitSpec::User(f) } else { SplitSpec::Random(f) };
+            let spec = if implicit {
+                SplitSpec::User(f)
+            } else {
+                SplitSpec::Random(f)
+            };
             let (tr, va) = data::split::split(&train_side, spec, a.seed ^ 0x5eed)?;
             let tr = tr.compact();
             let v = Validation::from_heldout(&tr, &va);
@@ -534,7 +579,10 @@ fn train(a: TrainArgs) -> Result<()> {
         b.finish_and_clear();
     }
     model.meta_mut().data.sources = sources.clone();
-    model.meta_mut().metrics.insert("train_seconds".into(), train_secs);
+    model
+        .meta_mut()
+        .metrics
+        .insert("train_seconds".into(), train_secs);
     let epochs_run = model.meta().history.len();
     let mut summary = serde_json::json!({
         "model": a.out.display().to_string(),
@@ -554,7 +602,11 @@ fn train(a: TrainArgs) -> Result<()> {
         let mut test = serde_json::Map::new();
         if !implicit {
             let m = eval::rating_metrics(&model, te);
-            for (k, v) in [("test_rmse", m.rmse), ("test_mae", m.mae), ("test_n", m.n as f64)] {
+            for (k, v) in [
+                ("test_rmse", m.rmse),
+                ("test_mae", m.mae),
+                ("test_n", m.n as f64),
+            ] {
                 model.meta_mut().metrics.insert(k.into(), v);
             }
             if let serde_json::Value::Object(o) = serde_json::to_value(&m)? {
@@ -574,26 +626,63 @@ fn train(a: TrainArgs) -> Result<()> {
         }
         summary["test"] = serde_json::Value::Object(test);
     }
-    model.save(&a.out).with_context(|| format!("writing model {}", a.out.display()))?;
+    model
+        .save(&a.out)
+        .with_context(|| format!("writing model {}", a.out.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
             "trained {} ({} users × {} items, {} rows) in {:.2}s → {}",
-            model.meta().algorithm, model.n_users(), model.n_items(), train_side.len(), train_secs, a.out.display()
+            model.meta().algorithm,
+            model.n_users(),
+            model.n_items(),
+            train_side.len(),
+            train_secs,
+            a.out.display()
         );
-        if let Some(serde_json::Value::Object(t)) = summary.get("test") {
-            let parts: Vec<String> = t
-                .iter()
-                .map(|(k, v)| match v.as_f64() {
-                    Some(f) if f.fract() != 0.0 => format!("{k} {f:.4}"),
-                    _ => format!("{k} {v}"),
-                })
-                .collect();
-            println!("test: {}", parts.join("  "));
+        if let Some(t) = summary.get("test") {
+            if let Some(rmse) = t.get("rmse").and_then(|v| v.as_f64()) {
+                println!(
+                    "test: RMSE {rmse:.4}  MAE {:.4}  n {}  (unknown users {}, unknown items {})",
+                    t["mae"].as_f64().unwrap_or(f64::NAN),
+                    t["n"],
+                    t["unknown_users"],
+                    t["unknown_items"]
+                );
+            }
+            if t.get("ranking_users").is_some() {
+                println!("{}", ranking_line(t, &a.eval_k));
+            }
         }
     }
     Ok(())
+}
+
+/// One line of ranking metrics from a JSON object with `precision@k`… keys.
+fn ranking_line(t: &serde_json::Value, ks: &[usize]) -> String {
+    let f = |key: &str| t.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    let mut parts = Vec::new();
+    for k in ks {
+        parts.push(format!(
+            "P@{k} {:.4}  R@{k} {:.4}  nDCG@{k} {:.4}  MAP@{k} {:.4}  coverage@{k} {:.4}",
+            f(&format!("precision@{k}")),
+            f(&format!("recall@{k}")),
+            f(&format!("ndcg@{k}")),
+            f(&format!("map@{k}")),
+            f(&format!("coverage@{k}"))
+        ));
+    }
+    let users = t
+        .get("ranking_users")
+        .or_else(|| t.get("users"))
+        .cloned()
+        .unwrap_or_default();
+    format!(
+        "test ranking ({users} users): {}  AUC {:.4}",
+        parts.join("  "),
+        f("auc")
+    )
 }
 
 fn progress_bar(len: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -701,15 +790,41 @@ fn source_name(s: score::Source) -> &'static str {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
+    if a.k.is_empty() || a.k.iter().any(|&k| k == 0) {
+        bail!("--k: cut-offs must be ≥ 1 (e.g. --k 10,20)");
+    }
     let model = load_model(&a.model)?;
     let (test, _) = load_data(&a.test, &a.load.options(), "test")?;
-    let m = eval::rating_metrics(&model, &test);
+    let mut out = serde_json::Map::new();
+    if !model.meta().implicit {
+        if let serde_json::Value::Object(o) =
+            serde_json::to_value(eval::rating_metrics(&model, &test))?
+        {
+            out.extend(o);
+        }
+    }
+    let r = eval::ranking_metrics(&model, &test, &a.k, a.positive_threshold);
+    out.insert("ranking_users".into(), r.users.into());
+    out.insert("ranking_unknown_users".into(), r.unknown_users.into());
+    out.insert("ranking_unknown_items".into(), r.unknown_items.into());
+    for (k, v) in r.values {
+        out.insert(k, v.into());
+    }
+    let v = serde_json::Value::Object(out);
     match a.format {
-        OutFormat::Json => println!("{}", serde_json::to_string(&m)?),
-        _ => println!(
-            "RMSE {:.4}  MAE {:.4}  n {}  (unknown users {}, unknown items {}, scored with the fallback)",
-            m.rmse, m.mae, m.n, m.unknown_users, m.unknown_items
-        ),
+        OutFormat::Json => println!("{}", serde_json::to_string(&v)?),
+        _ => {
+            if let Some(rmse) = v.get("rmse").and_then(|x| x.as_f64()) {
+                println!(
+                    "RMSE {rmse:.4}  MAE {:.4}  n {}  (unknown users {}, unknown items {}, scored with the fallback)",
+                    v["mae"].as_f64().unwrap_or(f64::NAN),
+                    v["n"],
+                    v["unknown_users"],
+                    v["unknown_items"]
+                );
+            }
+            println!("{}", ranking_line(&v, &a.k));
+        }
     }
     Ok(())
 }

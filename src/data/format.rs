@@ -25,6 +25,8 @@ pub enum Format {
     /// Tab-separated, with or without a header.
     Tsv,
     Parquet,
+    /// LightGCN/NGCF adjacency lists: `user item item …` per line, space-separated.
+    Adjacency,
 }
 
 impl FromStr for Format {
@@ -260,6 +262,29 @@ pub fn detect(path: &Path, opts: &LoadOptions) -> Result<Layout> {
         let n = first.split("::").count();
         return Ok(positional(Format::Ml1m, b':', n, 2));
     }
+    // Adjacency lists: space-separated integers, lines of varying length.
+    let all_ints = |l: &str| {
+        l.split(' ')
+            .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let ragged = lines.len() > 1 && first.split(' ').count() != lines[1].split(' ').count();
+    if format == Some(Format::Adjacency)
+        || (format.is_none()
+            && !first.contains([',', '\t', ';'])
+            && all_ints(first)
+            && (ragged || first.split(' ').count() > 4))
+    {
+        return Ok(Layout {
+            format: Format::Adjacency,
+            separator: b' ',
+            has_header: false,
+            quote: None,
+            user: "user".into(),
+            item: "item".into(),
+            rating: None,
+            time: None,
+        });
+    }
     let sep = match format {
         Some(Format::Ml100k | Format::Tsv) => b'\t',
         Some(Format::Csv) => b',',
@@ -377,6 +402,8 @@ mod tests {
         };
         let l = detect(&write(&d, "y.csv", "who,what,stars\nu1,i1,4\n"), &o2).unwrap();
         assert_eq!(l.rating.as_deref(), Some("stars"));
+        let l = detect(&write(&d, "train.txt", "0 5 6 7\n1 2\n"), &o).unwrap();
+        assert_eq!(l.format, Format::Adjacency);
         let l = detect(&write(&d, "z.csv", "u1,i1\n"), &o).unwrap();
         assert_eq!((l.has_header, l.rating.as_deref()), (false, None));
         assert!(detect(&write(&d, "e.csv", ""), &o).is_err());

@@ -317,6 +317,9 @@ pub fn filter_min_counts(x: Interactions, min_user: u32, min_item: u32) -> Inter
 
 fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     let layout = format::detect(path, opts)?;
+    if layout.format == Format::Adjacency {
+        return read_adjacency(path, opts);
+    }
     let pl = |e: PolarsError| Error::Polars {
         path: path.to_path_buf(),
         source: e,
@@ -407,6 +410,65 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         df,
         int_ids,
         has_time: layout.time.is_some(),
+        rows_read,
+        bad_rows,
+    })
+}
+
+/// Reads `user item item …` lines (LightGCN's train/test files). Lines
+/// are independent, so a malformed one names its line and field.
+fn read_adjacency(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let (mut users, mut items) = (Vec::new(), Vec::new());
+    let mut bad_rows = 0;
+    let mut rows_read = 0;
+    for (n, line) in text.lines().enumerate() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(u) = fields.next() else { continue };
+        let parsed: std::result::Result<(i64, Vec<i64>), (usize, String)> = (|| {
+            let u: i64 = u.parse().map_err(|_| (0, u.to_string()))?;
+            let its = fields
+                .enumerate()
+                .map(|(f, v)| v.parse::<i64>().map_err(|_| (f + 1, v.to_string())))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok((u, its))
+        })();
+        match parsed {
+            Ok((u, its)) => {
+                rows_read += its.len();
+                users.extend(std::iter::repeat_n(u, its.len()));
+                items.extend(its);
+            }
+            Err(_) if opts.skip_bad_rows => bad_rows += 1,
+            Err((f, v)) => {
+                return Err(Error::MalformedRow {
+                    path: path.to_path_buf(),
+                    line: n as u64 + 1,
+                    field: if f == 0 {
+                        "user".into()
+                    } else {
+                        format!("item {f}")
+                    },
+                    value: v,
+                    reason: "not an integer id".into(),
+                })
+            }
+        }
+    }
+    let n = users.len();
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("user".into(), users),
+        Column::new("item".into(), items),
+        Column::new("rating".into(), vec![1.0f32; n]),
+    ])
+    .map_err(|e| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(FileFrame {
+        df,
+        int_ids: (true, true),
+        has_time: false,
         rows_read,
         bad_rows,
     })

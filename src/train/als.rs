@@ -24,7 +24,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::kernels::{axpy, dot, weighted_row_sum};
+use super::kernels::{axpy, axpy_m, dot, dot_m, weighted_row_sum_m, Fused, Madd, Plain};
 use super::{with_threads, EarlyStop, EpochReport, RankCheck, Validation};
 use crate::error::{Error, Result};
 use crate::interactions::{Csr, Interactions};
@@ -121,7 +121,11 @@ impl AlsParams {
             return Err(Error::param("reg", p.reg, "must be a finite number ≥ 0"));
         }
         if !(p.alpha > 0.0 && p.alpha.is_finite()) {
-            return Err(Error::param("alpha", p.alpha, "must be a finite number > 0"));
+            return Err(Error::param(
+                "alpha",
+                p.alpha,
+                "must be a finite number > 0",
+            ));
         }
         if !(p.eps > 0.0 && p.eps.is_finite()) {
             return Err(Error::param("eps", p.eps, "must be a finite number > 0"));
@@ -130,7 +134,11 @@ impl AlsParams {
             return Err(Error::param("cg_steps", p.cg_steps, "must be in 1..=64"));
         }
         if !(p.init_std >= 0.0 && p.init_std.is_finite()) {
-            return Err(Error::param("init_std", p.init_std, "must be a finite number ≥ 0"));
+            return Err(Error::param(
+                "init_std",
+                p.init_std,
+                "must be a finite number ≥ 0",
+            ));
         }
         if p.threads == Some(0) {
             return Err(Error::param("threads", 0, "must be ≥ 1"));
@@ -153,21 +161,41 @@ impl AlsValidParams {
     /// Trains on `train` (values are counts/weights for implicit models,
     /// ratings otherwise). With `valid`: per-epoch validation (nDCG@10 for
     /// implicit models, RMSE otherwise) and, with `patience`, early stopping.
-    pub fn fit(&self, train: &Interactions, valid: Option<&Validation>, progress: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<Model> {
+    pub fn fit(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         if train.is_empty() {
-            return Err(Error::Other("no training data: every entry was filtered out or held out".into()));
+            return Err(Error::Other(
+                "no training data: every entry was filtered out or held out".into(),
+            ));
         }
         if self.0.patience.is_some() && valid.is_none_or(|v| v.is_empty()) {
-            return Err(Error::param("patience", self.0.patience.unwrap_or(0), "early stopping needs validation data (--validation F)"));
+            return Err(Error::param(
+                "patience",
+                self.0.patience.unwrap_or(0),
+                "early stopping needs validation data (--validation F)",
+            ));
         }
         with_threads(self.0.threads, || self.fit_inner(train, valid, progress))?
     }
 
-    fn fit_inner(&self, train: &Interactions, valid: Option<&Validation>, progress: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<Model> {
+    fn fit_inner(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         let p = &self.0;
         let k = p.factors;
         let (nu, ni) = (train.n_users(), train.n_items());
-        let mu = if p.implicit { 0.0 } else { train.mean_value() as f32 };
+        let mu = if p.implicit {
+            0.0
+        } else {
+            train.mean_value() as f32
+        };
         // Row values: extra confidence conf(r) (implicit) or r − μ (explicit).
         let conf = |r: f32| match p.confidence {
             Confidence::Linear => p.alpha * r,
@@ -176,20 +204,42 @@ impl AlsValidParams {
         let mut by_user = train.by_user();
         let mut by_item = train.by_item();
         for c in [&mut by_user, &mut by_item] {
-            c.values.iter_mut().for_each(|v| *v = if p.implicit { conf(*v).max(0.0) } else { *v - mu });
+            c.values.iter_mut().for_each(|v| {
+                *v = if p.implicit {
+                    conf(*v).max(0.0)
+                } else {
+                    *v - mu
+                }
+            });
         }
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE)).map_err(|e| Error::Other(e.to_string()))?;
-        let mut uf = Array2::random_using((nu, k), normal, &mut rng).into_raw_vec_and_offset().0;
-        let mut itf = Array2::random_using((ni, k), normal, &mut rng).into_raw_vec_and_offset().0;
+        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE))
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let mut uf = Array2::random_using((nu, k), normal, &mut rng)
+            .into_raw_vec_and_offset()
+            .0;
+        let mut itf = Array2::random_using((ni, k), normal, &mut rng)
+            .into_raw_vec_and_offset()
+            .0;
         let (rmin, rmax) = super::sgd::value_range(&train.values);
 
         let valid = valid.filter(|v| !v.is_empty());
-        let rank_check = if p.implicit { valid.and_then(|v| RankCheck::new(train, v, p.seed)) } else { None };
+        let rank_check = if p.implicit {
+            valid.and_then(|v| RankCheck::new(train, v, p.seed))
+        } else {
+            None
+        };
         let mut history = Vec::with_capacity(p.epochs);
         let mut stop = EarlyStop::new(p.patience);
         let mut best: Option<[Vec<f32>; 2]> = None;
-        let solve = Solve { k, reg: p.reg, scale_reg: p.scale_reg, implicit: p.implicit, solver: p.solver, cg_steps: p.cg_steps };
+        let solve = Solve {
+            k,
+            reg: p.reg,
+            scale_reg: p.scale_reg,
+            implicit: p.implicit,
+            solver: p.solver,
+            cg_steps: p.cg_steps,
+        };
         for epoch in 1..=p.epochs {
             let t0 = Instant::now();
             solve.sweep(&mut uf, &itf, &by_user);
@@ -207,7 +257,9 @@ impl AlsValidParams {
                     let se: f64 = (0..v.users.len())
                         .map(|n| {
                             let (u, i) = (v.users[n] as usize, v.items[n] as usize);
-                            let pred = (mu + dot(&uf[u * k..(u + 1) * k], &itf[i * k..(i + 1) * k])).clamp(rmin, rmax);
+                            let pred = (mu
+                                + dot(&uf[u * k..(u + 1) * k], &itf[i * k..(i + 1) * k]))
+                            .clamp(rmin, rmax);
                             ((v.values[n] - pred) as f64).powi(2)
                         })
                         .sum();
@@ -236,11 +288,25 @@ impl AlsValidParams {
         if let Some([a, b]) = best {
             (uf, itf) = (a, b);
         }
-        let has_metric = history.iter().any(|h: &EpochReport| h.valid_ndcg.is_some() || h.valid_rmse.is_some());
-        let best_epoch = if has_metric { stop.best_epoch() } else { history.len() };
+        let has_metric = history
+            .iter()
+            .any(|h: &EpochReport| h.valid_ndcg.is_some() || h.valid_rmse.is_some());
+        let best_epoch = if has_metric {
+            stop.best_epoch()
+        } else {
+            history.len()
+        };
         let algo = if p.implicit { "als-implicit" } else { "als" };
         let range = if p.implicit { (0.0, 0.0) } else { (rmin, rmax) };
-        let meta = ModelMeta::new(algo, p.implicit, k, serde_json::to_value(p).unwrap_or_default(), history, best_epoch, range);
+        let meta = ModelMeta::new(
+            algo,
+            p.implicit,
+            k,
+            serde_json::to_value(p).unwrap_or_default(),
+            history,
+            best_epoch,
+            range,
+        );
         Ok(Model::from_parts(ModelParts {
             user_factors: uf,
             item_factors: itf,
@@ -259,7 +325,13 @@ fn rmse_rows(rows: &Csr, uf: &[f32], itf: &[f32], k: usize) -> f64 {
         .into_par_iter()
         .map(|u| {
             let x = &uf[u * k..(u + 1) * k];
-            rows.row(u).iter().zip(rows.row_values(u)).map(|(&i, &r)| ((r - dot(x, &itf[i as usize * k..(i as usize + 1) * k])) as f64).powi(2)).sum::<f64>()
+            rows.row(u)
+                .iter()
+                .zip(rows.row_values(u))
+                .map(|(&i, &r)| {
+                    ((r - dot(x, &itf[i as usize * k..(i as usize + 1) * k])) as f64).powi(2)
+                })
+                .sum::<f64>()
         })
         .collect::<Vec<f64>>()
         .iter()
@@ -293,13 +365,29 @@ impl Solve {
     /// (index into `other`, value) pairs.
     fn sweep(&self, target: &mut [f32], other: &[f32], rows: &Csr) {
         let k = self.k;
-        let gram = if self.implicit { Some(gram(other, k)) } else { None };
+        let gram = if self.implicit {
+            Some(gram(other, k))
+        } else {
+            None
+        };
         let gram = gram.as_deref();
         target.par_chunks_mut(k).enumerate().for_each_init(
-            || Scratch { ys: Vec::new(), r: vec![0.0; k], p: vec![0.0; k], ap: vec![0.0; k], a: vec![0.0; k * k], b: vec![0.0; k], l: vec![0.0; k * k] },
+            || Scratch {
+                ys: Vec::new(),
+                r: vec![0.0; k],
+                p: vec![0.0; k],
+                ap: vec![0.0; k],
+                a: vec![0.0; k * k],
+                b: vec![0.0; k],
+                l: vec![0.0; k * k],
+            },
             |s, (row, x)| {
                 let (idx, vals) = (rows.row(row), rows.row_values(row));
-                let lambda = if self.scale_reg { self.reg * idx.len().max(1) as f32 } else { self.reg };
+                let lambda = if self.scale_reg {
+                    self.reg * idx.len().max(1) as f32
+                } else {
+                    self.reg
+                };
                 let row = Row { idx, vals, lambda };
                 solve_row(x, other, row, gram, self, s);
             },
@@ -315,27 +403,50 @@ struct Row<'a> {
     lambda: f32,
 }
 
-fn solve_row(x: &mut [f32], y: &[f32], row: Row<'_>, gram: Option<&[f32]>, how: &Solve, s: &mut Scratch) {
+fn solve_row(
+    x: &mut [f32],
+    y: &[f32],
+    row: Row<'_>,
+    gram: Option<&[f32]>,
+    how: &Solve,
+    s: &mut Scratch,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: `solve_row_avx2` only requires AVX2 and FMA, and the CPU
         // was just checked to support both.
         return unsafe { solve_row_avx2(x, y, row, gram, how, s) };
     }
-    solve_row_generic(x, y, row, gram, how, s)
+    solve_row_generic::<Plain>(x, y, row, gram, how, s)
 }
 
 /// The same code compiled for AVX2; arithmetic and order are unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn solve_row_avx2(x: &mut [f32], y: &[f32], row: Row<'_>, gram: Option<&[f32]>, how: &Solve, s: &mut Scratch) {
-    solve_row_generic(x, y, row, gram, how, s)
+fn solve_row_avx2(
+    x: &mut [f32],
+    y: &[f32],
+    row: Row<'_>,
+    gram: Option<&[f32]>,
+    how: &Solve,
+    s: &mut Scratch,
+) {
+    solve_row_generic::<Fused>(x, y, row, gram, how, s)
 }
 
 #[inline(always)]
-fn solve_row_generic(x: &mut [f32], y: &[f32], row: Row<'_>, gram: Option<&[f32]>, how: &Solve, s: &mut Scratch) {
+fn solve_row_generic<M: Madd>(
+    x: &mut [f32],
+    y: &[f32],
+    row: Row<'_>,
+    gram: Option<&[f32]>,
+    how: &Solve,
+    s: &mut Scratch,
+) {
     match (gram, how.solver) {
-        (Some(g), Solver::Cg) => cg_row(x, y, row.idx, row.vals, g, row.lambda, how.cg_steps, s),
+        (Some(g), Solver::Cg) => {
+            cg_row::<M>(x, y, row.idx, row.vals, g, row.lambda, how.cg_steps, s)
+        }
         _ => cholesky_row(x, y, row.idx, row.vals, gram, row.lambda, s),
     }
 }
@@ -359,15 +470,24 @@ fn gram(y: &[f32], k: usize) -> Vec<f32> {
 
 /// out = G x for a symmetric k × k row-major G, as Σ_j x_j G[j,:].
 #[inline(always)]
-fn gemv(g: &[f32], x: &[f32], out: &mut [f32]) {
-    weighted_row_sum(g, x, out);
+fn gemv<M: Madd>(g: &[f32], x: &[f32], out: &mut [f32]) {
+    weighted_row_sum_m::<M>(g, x, out);
 }
 
 /// A few conjugate-gradient steps on the implicit normal equations of one
 /// row, starting from the current `x` (as implicit's `_solve_cg`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn cg_row(x: &mut [f32], y: &[f32], idx: &[u32], conf: &[f32], g: &[f32], lambda: f32, steps: usize, s: &mut Scratch) {
+fn cg_row<M: Madd>(
+    x: &mut [f32],
+    y: &[f32],
+    idx: &[u32],
+    conf: &[f32],
+    g: &[f32],
+    lambda: f32,
+    steps: usize,
+    s: &mut Scratch,
+) {
     let k = x.len();
     // The row's factor rows, gathered once: the passes below then stream
     // through contiguous memory instead of jumping around `y` four times.
@@ -377,33 +497,33 @@ fn cg_row(x: &mut [f32], y: &[f32], idx: &[u32], conf: &[f32], g: &[f32], lambda
     }
     let ys = &s.ys[..];
     // r = b − A x = Σ (1 + c − c (y·x)) y − (G + λI) x
-    gemv(g, x, &mut s.r);
+    gemv::<M>(g, x, &mut s.r);
     for (rj, xj) in s.r.iter_mut().zip(x.iter()) {
         *rj = -*rj - lambda * xj;
     }
     for (yi, &c) in ys.chunks_exact(k).zip(conf) {
-        axpy(1.0 + c - c * dot(yi, x), yi, &mut s.r);
+        axpy_m::<M>(1.0 + c - c * dot_m::<M>(yi, x), yi, &mut s.r);
     }
     s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot(&s.r, &s.r);
+    let mut rs_old = dot_m::<M>(&s.r, &s.r);
     if rs_old < 1e-20 {
         return;
     }
     for _ in 0..steps {
         // Ap = (G + λI) p + Σ c (y·p) y
-        gemv(g, &s.p, &mut s.ap);
-        axpy(lambda, &s.p, &mut s.ap);
+        gemv::<M>(g, &s.p, &mut s.ap);
+        axpy_m::<M>(lambda, &s.p, &mut s.ap);
         for (yi, &c) in ys.chunks_exact(k).zip(conf) {
-            axpy(c * dot(yi, &s.p), yi, &mut s.ap);
+            axpy_m::<M>(c * dot_m::<M>(yi, &s.p), yi, &mut s.ap);
         }
-        let pap = dot(&s.p, &s.ap);
+        let pap = dot_m::<M>(&s.p, &s.ap);
         if pap <= 0.0 || !pap.is_finite() {
             break;
         }
         let alpha = rs_old / pap;
-        axpy(alpha, &s.p, x);
-        axpy(-alpha, &s.ap, &mut s.r);
-        let rs_new = dot(&s.r, &s.r);
+        axpy_m::<M>(alpha, &s.p, x);
+        axpy_m::<M>(-alpha, &s.ap, &mut s.r);
+        let rs_new = dot_m::<M>(&s.r, &s.r);
         if rs_new < 1e-20 {
             break;
         }
@@ -418,7 +538,15 @@ fn cg_row(x: &mut [f32], y: &[f32], idx: &[u32], conf: &[f32], g: &[f32], lambda
 /// The exact solve of one row's normal equations by Cholesky. With `gram`
 /// (implicit): A = G + Σ c y yᵀ + λI, b = Σ (1 + c) y; without (explicit):
 /// A = Σ y yᵀ + λI, b = Σ v y.
-fn cholesky_row(x: &mut [f32], y: &[f32], idx: &[u32], vals: &[f32], gram: Option<&[f32]>, lambda: f32, s: &mut Scratch) {
+fn cholesky_row(
+    x: &mut [f32],
+    y: &[f32],
+    idx: &[u32],
+    vals: &[f32],
+    gram: Option<&[f32]>,
+    lambda: f32,
+    s: &mut Scratch,
+) {
     let k = x.len();
     match gram {
         Some(g) => s.a.copy_from_slice(g),
@@ -427,7 +555,11 @@ fn cholesky_row(x: &mut [f32], y: &[f32], idx: &[u32], vals: &[f32], gram: Optio
     s.b.fill(0.0);
     for (&i, &v) in idx.iter().zip(vals) {
         let yi = &y[i as usize * k..(i as usize + 1) * k];
-        let (w, rhs) = if gram.is_some() { (v, 1.0 + v) } else { (1.0, v) };
+        let (w, rhs) = if gram.is_some() {
+            (v, 1.0 + v)
+        } else {
+            (1.0, v)
+        };
         for (r, &yr) in yi.iter().enumerate() {
             axpy(w * yr, yi, &mut s.a[r * k..(r + 1) * k]);
         }
@@ -495,7 +627,9 @@ mod tests {
     fn dense_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         let n = b.len();
         for c in 0..n {
-            let piv = (c..n).max_by(|&i, &j| a[i][c].abs().partial_cmp(&a[j][c].abs()).unwrap()).unwrap();
+            let piv = (c..n)
+                .max_by(|&i, &j| a[i][c].abs().partial_cmp(&a[j][c].abs()).unwrap())
+                .unwrap();
             a.swap(c, piv);
             b.swap(c, piv);
             for r in c + 1..n {
@@ -514,7 +648,9 @@ mod tests {
     }
 
     fn problem(k: usize, n_other: usize) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
-        let y: Vec<f32> = (0..n_other * k).map(|j| ((j * 7919 % 211) as f32 / 105.0) - 1.0).collect();
+        let y: Vec<f32> = (0..n_other * k)
+            .map(|j| ((j * 7919 % 211) as f32 / 105.0) - 1.0)
+            .collect();
         let idx: Vec<u32> = (0..n_other as u32).filter(|i| i % 3 != 1).collect();
         let conf: Vec<f32> = idx.iter().map(|&i| 1.0 + (i % 4) as f32).collect();
         (y, idx, conf)
@@ -525,7 +661,10 @@ mod tests {
         let mut a = vec![vec![0.0f64; k]; k];
         let mut b = vec![0.0f64; k];
         for i in 0..n {
-            let c = idx.iter().position(|&j| j as usize == i).map_or(0.0, |p| conf[p] as f64);
+            let c = idx
+                .iter()
+                .position(|&j| j as usize == i)
+                .map_or(0.0, |p| conf[p] as f64);
             let pref = if c > 0.0 { 1.0 } else { 0.0 };
             for r in 0..k {
                 for cc in 0..k {
@@ -546,7 +685,15 @@ mod tests {
         let (y, idx, conf) = problem(k, 20);
         let want = reference_implicit(&y, &idx, &conf, k, 0.5);
         let g = gram(&y, k);
-        let mut s = Scratch { ys: Vec::new(), r: vec![0.0; k], p: vec![0.0; k], ap: vec![0.0; k], a: vec![0.0; k * k], b: vec![0.0; k], l: vec![0.0; k * k] };
+        let mut s = Scratch {
+            ys: Vec::new(),
+            r: vec![0.0; k],
+            p: vec![0.0; k],
+            ap: vec![0.0; k],
+            a: vec![0.0; k * k],
+            b: vec![0.0; k],
+            l: vec![0.0; k * k],
+        };
         let mut x = vec![0.0f32; k];
         cholesky_row(&mut x, &y, &idx, &conf, Some(&g), 0.5, &mut s);
         for (a, b) in x.iter().zip(&want) {
@@ -554,7 +701,7 @@ mod tests {
         }
         // CG with k steps from zero is exact in exact arithmetic.
         let mut x = vec![0.0f32; k];
-        cg_row(&mut x, &y, &idx, &conf, &g, 0.5, k, &mut s);
+        cg_row::<Plain>(&mut x, &y, &idx, &conf, &g, 0.5, k, &mut s);
         for (a, b) in x.iter().zip(&want) {
             assert!((*a as f64 - b).abs() < 1e-3, "cg {a} vs {b}");
         }
@@ -578,7 +725,15 @@ mod tests {
             row[r] += 0.3;
         }
         let want = dense_solve(a, b);
-        let mut s = Scratch { ys: Vec::new(), r: vec![0.0; k], p: vec![0.0; k], ap: vec![0.0; k], a: vec![0.0; k * k], b: vec![0.0; k], l: vec![0.0; k * k] };
+        let mut s = Scratch {
+            ys: Vec::new(),
+            r: vec![0.0; k],
+            p: vec![0.0; k],
+            ap: vec![0.0; k],
+            a: vec![0.0; k * k],
+            b: vec![0.0; k],
+            l: vec![0.0; k * k],
+        };
         let mut x = vec![0.0f32; k];
         cholesky_row(&mut x, &y, &idx, &vals, None, 0.3, &mut s);
         for (a, b) in x.iter().zip(&want) {
@@ -613,22 +768,52 @@ mod tests {
     fn implicit_als_learns_the_block_structure_and_is_deterministic() {
         let x = blocks();
         for solver in [Solver::Cg, Solver::Cholesky] {
-            let p = AlsParams { factors: 4, epochs: 8, solver, threads: Some(2), ..Default::default() }.check().unwrap();
+            let p = AlsParams {
+                factors: 4,
+                epochs: 8,
+                solver,
+                threads: Some(2),
+                ..Default::default()
+            }
+            .check()
+            .unwrap();
             let m = p.fit(&x, None, &mut |_| {}).unwrap();
             // User 0 (group A) scores an unseen group-A item above every group-B item.
             let a_item = (0..15u32).find(|&i| !m.seen(0).contains(&i)).unwrap();
             for b_item in 15..30u32 {
                 assert!(m.predict(0, a_item) > m.predict(0, b_item), "{solver:?}");
             }
-            let p1 = AlsParams { factors: 4, epochs: 8, solver, threads: Some(1), ..Default::default() }.check().unwrap();
+            let p1 = AlsParams {
+                factors: 4,
+                epochs: 8,
+                solver,
+                threads: Some(1),
+                ..Default::default()
+            }
+            .check()
+            .unwrap();
             let m1 = p1.fit(&x, None, &mut |_| {}).unwrap();
-            assert_eq!(m.user_factors(), m1.user_factors(), "thread count changed the result");
+            assert_eq!(
+                m.user_factors(),
+                m1.user_factors(),
+                "thread count changed the result"
+            );
         }
     }
 
     #[test]
     fn bad_params_are_refused() {
-        assert!(AlsParams { alpha: 0.0, ..Default::default() }.check().is_err());
-        assert!(AlsParams { cg_steps: 0, ..Default::default() }.check().is_err());
+        assert!(AlsParams {
+            alpha: 0.0,
+            ..Default::default()
+        }
+        .check()
+        .is_err());
+        assert!(AlsParams {
+            cg_steps: 0,
+            ..Default::default()
+        }
+        .check()
+        .is_err());
     }
 }

@@ -53,7 +53,16 @@ pub struct BprParams {
 
 impl Default for BprParams {
     fn default() -> Self {
-        BprParams { factors: 64, epochs: 100, learning_rate: 0.05, reg: 0.002, init_std: 0.1, seed: 42, threads: None, patience: None }
+        BprParams {
+            factors: 64,
+            epochs: 100,
+            learning_rate: 0.05,
+            reg: 0.002,
+            init_std: 0.1,
+            seed: 42,
+            threads: None,
+            patience: None,
+        }
     }
 }
 
@@ -71,7 +80,11 @@ impl BprParams {
             return Err(Error::param("epochs", p.epochs, "must be in 1..=10000"));
         }
         if !(p.learning_rate > 0.0 && p.learning_rate <= 1.0) {
-            return Err(Error::param("learning_rate", p.learning_rate, "must be in (0, 1]"));
+            return Err(Error::param(
+                "learning_rate",
+                p.learning_rate,
+                "must be in (0, 1]",
+            ));
         }
         for (name, v) in [("reg", p.reg), ("init_std", p.init_std)] {
             if !(v >= 0.0 && v.is_finite()) {
@@ -101,21 +114,40 @@ impl BprValidParams {
     }
 
     /// Trains on the positives of `train` (values are ignored).
-    pub fn fit(&self, train: &Interactions, valid: Option<&Validation>, progress: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<Model> {
+    pub fn fit(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         if train.is_empty() {
-            return Err(Error::Other("no training data: every entry was filtered out or held out".into()));
+            return Err(Error::Other(
+                "no training data: every entry was filtered out or held out".into(),
+            ));
         }
         if train.n_items() < 2 {
             return Err(Error::Other("BPR needs at least two items".into()));
         }
         if self.0.patience.is_some() && valid.is_none_or(|v| v.is_empty()) {
-            return Err(Error::param("patience", self.0.patience.unwrap_or(0), "early stopping needs validation data (--validation F)"));
+            return Err(Error::param(
+                "patience",
+                self.0.patience.unwrap_or(0),
+                "early stopping needs validation data (--validation F)",
+            ));
         }
         let threads = super::effective_threads(self.0.threads);
-        with_threads(Some(threads), || self.fit_inner(train, valid, threads, progress))?
+        with_threads(Some(threads), || {
+            self.fit_inner(train, valid, threads, progress)
+        })?
     }
 
-    fn fit_inner(&self, train: &Interactions, valid: Option<&Validation>, threads: usize, progress: &mut (dyn FnMut(&EpochReport) + Send)) -> Result<Model> {
+    fn fit_inner(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        threads: usize,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         let p = &self.0;
         let k = p.factors;
         let (nu, ni) = (train.n_users(), train.n_items());
@@ -124,33 +156,67 @@ impl BprValidParams {
         // Each user's positives in the internal item order, for rejection.
         let pos = Csr::build(
             nu,
-            &train.users.iter().map(|&u| st.uinv[u as usize]).collect::<Vec<_>>(),
-            &train.items.iter().map(|&i| st.iinv[i as usize]).collect::<Vec<_>>(),
+            &train
+                .users
+                .iter()
+                .map(|&u| st.uinv[u as usize])
+                .collect::<Vec<_>>(),
+            &train
+                .items
+                .iter()
+                .map(|&i| st.iinv[i as usize])
+                .collect::<Vec<_>>(),
             None,
         );
-        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE)).map_err(|e| Error::Other(e.to_string()))?;
-        let mut uf = Array2::random_using((nu, k), normal, &mut rng).into_raw_vec_and_offset().0;
-        let mut itf = Array2::random_using((ni, k), normal, &mut rng).into_raw_vec_and_offset().0;
+        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE))
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let mut uf = Array2::random_using((nu, k), normal, &mut rng)
+            .into_raw_vec_and_offset()
+            .0;
+        let mut itf = Array2::random_using((ni, k), normal, &mut rng)
+            .into_raw_vec_and_offset()
+            .0;
         let mut bu = vec![0f32; nu];
         let mut bi = vec![0f32; ni];
-        let rank_check = valid.filter(|v| !v.is_empty()).and_then(|v| RankCheck::new(train, v, p.seed));
+        let rank_check = valid
+            .filter(|v| !v.is_empty())
+            .and_then(|v| RankCheck::new(train, v, p.seed));
 
         let mut history = Vec::with_capacity(p.epochs);
         let mut stop = EarlyStop::new(p.patience);
         let mut best: Option<[Vec<f32>; 3]> = None;
         let mut order: Vec<usize> = (0..st.nb).collect();
-        let step = Step { k, lr: p.learning_rate, reg: p.reg };
+        let step = Step {
+            k,
+            lr: p.learning_rate,
+            reg: p.reg,
+        };
         for epoch in 1..=p.epochs {
             order.shuffle(&mut rng);
             let t0 = Instant::now();
             let mut correct = 0f64;
             for &s in &order {
-                let sums = st.run(s, k, &mut uf, &mut bu, &mut itf, &mut bi, |b, entries, uf, _, itf, bi| {
-                    let (a, c) = (b / st.nb, b % st.nb);
-                    let seed = p.seed ^ ((epoch as u64) << 32) ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                    let ctx = BlockCtx { pos: &pos, user0: st.ubounds[a], item0: st.ibounds[c], seed };
-                    bpr_block(entries, uf, itf, bi, &ctx, step)
-                });
+                let sums = st.run(
+                    s,
+                    k,
+                    &mut uf,
+                    &mut bu,
+                    &mut itf,
+                    &mut bi,
+                    |b, entries, uf, _, itf, bi| {
+                        let (a, c) = (b / st.nb, b % st.nb);
+                        let seed = p.seed
+                            ^ ((epoch as u64) << 32)
+                            ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        let ctx = BlockCtx {
+                            pos: &pos,
+                            user0: st.ubounds[a],
+                            item0: st.ibounds[c],
+                            seed,
+                        };
+                        bpr_block(entries, uf, itf, bi, &ctx, step)
+                    },
+                );
                 correct += sums.iter().sum::<f64>();
             }
             let seconds = t0.elapsed().as_secs_f64();
@@ -164,7 +230,12 @@ impl BprValidParams {
             report.train_rmse = None;
             let _ = correct;
             if let Some(rc) = &rank_check {
-                let (pr, nd) = rc.measure(k, &st.users_out(&uf, k), &st.items_out(&itf, k), Some(&st.items_out(&bi, 1)));
+                let (pr, nd) = rc.measure(
+                    k,
+                    &st.users_out(&uf, k),
+                    &st.items_out(&itf, k),
+                    Some(&st.items_out(&bi, 1)),
+                );
                 report.valid_precision = Some(pr);
                 report.valid_ndcg = Some(nd);
             }
@@ -186,8 +257,20 @@ impl BprValidParams {
         if let Some([a, b, c]) = best {
             (uf, itf, bi) = (a, b, c);
         }
-        let best_epoch = if rank_check.is_some() { stop.best_epoch() } else { history.len() };
-        let meta = ModelMeta::new("bpr", true, k, serde_json::to_value(p).unwrap_or_default(), history, best_epoch, (0.0, 0.0));
+        let best_epoch = if rank_check.is_some() {
+            stop.best_epoch()
+        } else {
+            history.len()
+        };
+        let meta = ModelMeta::new(
+            "bpr",
+            true,
+            k,
+            serde_json::to_value(p).unwrap_or_default(),
+            history,
+            best_epoch,
+            (0.0, 0.0),
+        );
         Ok(Model::from_parts(ModelParts {
             user_factors: st.users_out(&uf, k),
             item_factors: st.items_out(&itf, k),
@@ -207,7 +290,14 @@ struct BlockCtx<'a> {
     seed: u64,
 }
 
-fn bpr_block(entries: &[Entry], uf: &mut [f32], itf: &mut [f32], bi: &mut [f32], ctx: &BlockCtx<'_>, s: Step) -> f64 {
+fn bpr_block(
+    entries: &[Entry],
+    uf: &mut [f32],
+    itf: &mut [f32],
+    bi: &mut [f32],
+    ctx: &BlockCtx<'_>,
+    s: Step,
+) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: `bpr_block_avx2` only requires AVX2 and FMA, and the CPU
@@ -220,7 +310,14 @@ fn bpr_block(entries: &[Entry], uf: &mut [f32], itf: &mut [f32], bi: &mut [f32],
 /// The same code compiled for AVX2; arithmetic and order are unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn bpr_block_avx2(entries: &[Entry], uf: &mut [f32], itf: &mut [f32], bi: &mut [f32], ctx: &BlockCtx<'_>, s: Step) -> f64 {
+fn bpr_block_avx2(
+    entries: &[Entry],
+    uf: &mut [f32],
+    itf: &mut [f32],
+    bi: &mut [f32],
+    ctx: &BlockCtx<'_>,
+    s: Step,
+) -> f64 {
     bpr_block_generic(entries, uf, itf, bi, ctx, s)
 }
 
@@ -237,7 +334,14 @@ fn two_rows(m: &mut [f32], a: usize, b: usize, k: usize) -> (&mut [f32], &mut [f
 }
 
 #[inline(always)]
-fn bpr_block_generic(entries: &[Entry], uf: &mut [f32], itf: &mut [f32], bi: &mut [f32], ctx: &BlockCtx<'_>, s: Step) -> f64 {
+fn bpr_block_generic(
+    entries: &[Entry],
+    uf: &mut [f32],
+    itf: &mut [f32],
+    bi: &mut [f32],
+    ctx: &BlockCtx<'_>,
+    s: Step,
+) -> f64 {
     let k = s.k;
     let n_items = bi.len();
     let mut rng = SmallRng::seed_from_u64(ctx.seed);
@@ -306,11 +410,23 @@ mod tests {
     #[test]
     fn bpr_ranks_the_users_group_first_and_repeats_bit_for_bit() {
         let x = blocks();
-        let p = BprParams { factors: 8, epochs: 40, threads: Some(2), ..Default::default() }.check().unwrap();
+        let p = BprParams {
+            factors: 8,
+            epochs: 40,
+            threads: Some(2),
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
         let m = p.fit(&x, None, &mut |_| {}).unwrap();
         let unseen_a = (0..20u32).find(|&i| !m.seen(0).contains(&i)).unwrap();
-        let better = (20..40u32).filter(|&b| m.predict(0, unseen_a) > m.predict(0, b)).count();
-        assert!(better >= 18, "only {better} of 20 group-B items ranked below");
+        let better = (20..40u32)
+            .filter(|&b| m.predict(0, unseen_a) > m.predict(0, b))
+            .count();
+        assert!(
+            better >= 18,
+            "only {better} of 20 group-B items ranked below"
+        );
         let m2 = p.fit(&x, None, &mut |_| {}).unwrap();
         assert_eq!(m.user_factors(), m2.user_factors());
         assert_eq!(m.item_bias(), m2.item_bias());
@@ -320,8 +436,14 @@ mod tests {
     fn two_rows_are_the_right_rows() {
         let mut m: Vec<f32> = (0..12).map(|v| v as f32).collect();
         let (a, b) = two_rows(&mut m, 2, 0, 3);
-        assert_eq!((&a[..], &b[..]), (&[6.0, 7.0, 8.0][..], &[0.0, 1.0, 2.0][..]));
+        assert_eq!(
+            (&a[..], &b[..]),
+            (&[6.0, 7.0, 8.0][..], &[0.0, 1.0, 2.0][..])
+        );
         let (a, b) = two_rows(&mut m, 1, 3, 3);
-        assert_eq!((&a[..], &b[..]), (&[3.0, 4.0, 5.0][..], &[9.0, 10.0, 11.0][..]));
+        assert_eq!(
+            (&a[..], &b[..]),
+            (&[3.0, 4.0, 5.0][..], &[9.0, 10.0, 11.0][..])
+        );
     }
 }

@@ -16,7 +16,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a, b) = (&a[..n], &b[..n]);
     let mut wide = [0f32; WIDE];
     let split = n / WIDE * WIDE;
-    for (x, y) in a[..split].chunks_exact(WIDE).zip(b[..split].chunks_exact(WIDE)) {
+    for (x, y) in a[..split]
+        .chunks_exact(WIDE)
+        .zip(b[..split].chunks_exact(WIDE))
+    {
         for j in 0..WIDE {
             wide[j] += x[j] * y[j];
         }
@@ -27,7 +30,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let (a, b) = (&a[split..], &b[split..]);
     let split = a.len() / LANES * LANES;
-    for (x, y) in a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES)) {
+    for (x, y) in a[..split]
+        .chunks_exact(LANES)
+        .zip(b[..split].chunks_exact(LANES))
+    {
         for j in 0..LANES {
             acc[j] += x[j] * y[j];
         }
@@ -125,5 +131,102 @@ mod tests {
         sgd_pair_update(&mut p, &mut q, 0.5, 0.1, 0.0, 0.0);
         assert_eq!(p, vec![1.0 + 0.1 * 0.5 * 3.0, 2.0 - 0.1 * 0.5]);
         assert_eq!(q, vec![3.0 + 0.1 * 0.5 * 1.0, -1.0 + 0.1 * 0.5 * 2.0]);
+    }
+}
+
+/// Multiply-add, either as two roundings (`Plain`, any CPU) or fused into one
+/// instruction (`Fused`, only inside functions compiled with FMA enabled;
+/// elsewhere `mul_add` would be a slow library call).
+pub trait Madd {
+    fn madd(a: f32, b: f32, c: f32) -> f32;
+}
+
+pub struct Plain;
+pub struct Fused;
+
+impl Madd for Plain {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+impl Madd for Fused {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+/// [`dot`] with a chosen multiply-add.
+#[inline(always)]
+pub fn dot_m<M: Madd>(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut wide = [0f32; WIDE];
+    let split = n / WIDE * WIDE;
+    for (x, y) in a[..split]
+        .chunks_exact(WIDE)
+        .zip(b[..split].chunks_exact(WIDE))
+    {
+        for j in 0..WIDE {
+            wide[j] = M::madd(x[j], y[j], wide[j]);
+        }
+    }
+    let mut acc = [0f32; LANES];
+    for j in 0..LANES {
+        acc[j] = (wide[j] + wide[j + LANES]) + (wide[j + 2 * LANES] + wide[j + 3 * LANES]);
+    }
+    let (a, b) = (&a[split..], &b[split..]);
+    let split = a.len() / LANES * LANES;
+    for (x, y) in a[..split]
+        .chunks_exact(LANES)
+        .zip(b[..split].chunks_exact(LANES))
+    {
+        for j in 0..LANES {
+            acc[j] = M::madd(x[j], y[j], acc[j]);
+        }
+    }
+    let mut tail = 0f32;
+    for (x, y) in a[split..].iter().zip(&b[split..]) {
+        tail = M::madd(*x, *y, tail);
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// [`axpy`] with a chosen multiply-add.
+#[inline(always)]
+pub fn axpy_m<M: Madd>(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yj, xj) in y.iter_mut().zip(x) {
+        *yj = M::madd(alpha, *xj, *yj);
+    }
+}
+
+/// [`weighted_row_sum`] with a chosen multiply-add.
+#[inline(always)]
+pub fn weighted_row_sum_m<M: Madd>(rows: &[f32], w: &[f32], out: &mut [f32]) {
+    let k = out.len();
+    if k == 0 {
+        return;
+    }
+    let mut c0 = 0;
+    while c0 + WIDE <= k {
+        let mut acc = [0f32; WIDE];
+        for (r, &wn) in rows.chunks_exact(k).zip(w) {
+            let seg = &r[c0..c0 + WIDE];
+            for j in 0..WIDE {
+                acc[j] = M::madd(wn, seg[j], acc[j]);
+            }
+        }
+        out[c0..c0 + WIDE].copy_from_slice(&acc);
+        c0 += WIDE;
+    }
+    if c0 < k {
+        out[c0..].fill(0.0);
+        for (r, &wn) in rows.chunks_exact(k).zip(w) {
+            for (o, &v) in out[c0..].iter_mut().zip(&r[c0..]) {
+                *o = M::madd(wn, v, *o);
+            }
+        }
     }
 }

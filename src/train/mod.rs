@@ -146,7 +146,11 @@ impl RankCheck {
     /// At most this many users are ranked per epoch, so validation stays cheap.
     pub(crate) const MAX_USERS: usize = 2000;
 
-    pub(crate) fn new(train: &crate::interactions::Interactions, v: &Validation, seed: u64) -> Option<RankCheck> {
+    pub(crate) fn new(
+        train: &crate::interactions::Interactions,
+        v: &Validation,
+        seed: u64,
+    ) -> Option<RankCheck> {
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
         let mut per: std::collections::BTreeMap<u32, Vec<u32>> = std::collections::BTreeMap::new();
@@ -158,7 +162,11 @@ impl RankCheck {
             .map(|(user, mut items)| {
                 items.sort_unstable();
                 items.dedup();
-                crate::eval::UserTruth { user, n_relevant: items.len(), items }
+                crate::eval::UserTruth {
+                    user,
+                    n_relevant: items.len(),
+                    items,
+                }
             })
             .collect();
         if truth.is_empty() {
@@ -169,13 +177,33 @@ impl RankCheck {
             truth.truncate(Self::MAX_USERS);
             truth.sort_by_key(|t| t.user);
         }
-        Some(RankCheck { truth, seen: train.seen_by_user() })
+        Some(RankCheck {
+            truth,
+            seen: train.seen_by_user(),
+        })
     }
 
     /// (P@10, nDCG@10) for factors in the training index order.
-    pub(crate) fn measure(&self, k: usize, uf: &[f32], itf: &[f32], ib: Option<&[f32]>) -> (f64, f64) {
-        let sc = crate::eval::Scorer { k, user_factors: uf, item_factors: itf, item_bias: ib };
-        let m = crate::eval::rank_eval(&sc, &|u| self.seen.row(u as usize).to_vec(), &self.truth, &[10], false);
+    pub(crate) fn measure(
+        &self,
+        k: usize,
+        uf: &[f32],
+        itf: &[f32],
+        ib: Option<&[f32]>,
+    ) -> (f64, f64) {
+        let sc = crate::eval::Scorer {
+            k,
+            user_factors: uf,
+            item_factors: itf,
+            item_bias: ib,
+        };
+        let m = crate::eval::rank_eval(
+            &sc,
+            &|u| self.seen.row(u as usize).to_vec(),
+            &self.truth,
+            &[10],
+            false,
+        );
         (m.values["precision@10"], m.values["ndcg@10"])
     }
 }
