@@ -499,7 +499,7 @@ fn train(a: TrainArgs) -> Result<()> {
             "--patience needs --validation F (a held-out fraction of the training data to watch)"
         );
     }
-    if a.eval_k.iter().any(|&k| k == 0) {
+    if a.eval_k.contains(&0) {
         bail!("--eval-k: cut-offs must be ≥ 1");
     }
     let sources = if a.data.is_empty() {
@@ -790,7 +790,7 @@ fn source_name(s: score::Source) -> &'static str {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    if a.k.is_empty() || a.k.iter().any(|&k| k == 0) {
+    if a.k.is_empty() || a.k.contains(&0) {
         bail!("--k: cut-offs must be ≥ 1 (e.g. --k 10,20)");
     }
     let model = load_model(&a.model)?;

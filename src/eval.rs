@@ -190,6 +190,9 @@ fn user_auc(scores: &[f32], seen: &[u32], relevant: &[u32], pos: &mut Vec<f32>) 
     (negatives > 0).then(|| wins / (pos.len() as f64 * negatives as f64))
 }
 
+/// One user's (metrics per k, AUC, top list).
+type UserResult = (Vec<[f64; 4]>, Option<f64>, Vec<u32>);
+
 /// Ranking metrics for `truth` users; `seen(u)` gives each user's sorted
 /// training items, excluded from the ranking. Parallel over users; sums are
 /// taken in user order, so results do not depend on the thread count.
@@ -208,7 +211,7 @@ pub fn rank_eval(
     // Users in blocks of 64: one matrix product scores a whole block
     // (ndarray's GEMM), far faster than one dot product per (user, item).
     const BLOCK: usize = 64;
-    let per_user: Vec<(Vec<[f64; 4]>, Option<f64>, Vec<u32>)> = truth
+    let per_user: Vec<UserResult> = truth
         .par_chunks(BLOCK)
         .flat_map_iter(|chunk| {
             let mut ub = ndarray::Array2::<f32>::zeros((chunk.len(), k));

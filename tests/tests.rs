@@ -3,6 +3,8 @@
 
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/implicit.rs"]
+mod implicit;
 #[path = "suite/model_file.rs"]
 mod model_file;
 #[path = "suite/quality.rs"]

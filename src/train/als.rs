@@ -624,6 +624,7 @@ mod tests {
 
     /// Dense Gaussian elimination with partial pivoting, in f64: the slow,
     /// obviously-correct reference for both solvers.
+    #[allow(clippy::needless_range_loop)]
     fn dense_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         let n = b.len();
         for c in 0..n {

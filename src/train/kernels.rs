@@ -95,45 +95,6 @@ pub fn sgd_pair_update(p: &mut [f32], q: &mut [f32], e: f32, lr: f32, reg_p: f32
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dot_matches_a_plain_sum() {
-        for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 40, 64, 100] {
-            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            assert!((dot(&a, &b) as f64 - plain).abs() < 1e-4, "n={n}");
-        }
-    }
-
-    #[test]
-    fn weighted_row_sum_matches_loops() {
-        for k in [1usize, 5, 32, 40, 64, 70] {
-            let n = 9;
-            let rows: Vec<f32> = (0..n * k).map(|j| (j as f32 * 0.13).sin()).collect();
-            let w: Vec<f32> = (0..n).map(|j| j as f32 - 3.0).collect();
-            let mut out = vec![7.0; k];
-            weighted_row_sum(&rows, &w, &mut out);
-            for c in 0..k {
-                let want: f64 = (0..n).map(|r| w[r] as f64 * rows[r * k + c] as f64).sum();
-                assert!((out[c] as f64 - want).abs() < 1e-4, "k={k} c={c}");
-            }
-        }
-    }
-
-    #[test]
-    fn pair_update_uses_old_values() {
-        let mut p = vec![1.0, 2.0];
-        let mut q = vec![3.0, -1.0];
-        sgd_pair_update(&mut p, &mut q, 0.5, 0.1, 0.0, 0.0);
-        assert_eq!(p, vec![1.0 + 0.1 * 0.5 * 3.0, 2.0 - 0.1 * 0.5]);
-        assert_eq!(q, vec![3.0 + 0.1 * 0.5 * 1.0, -1.0 + 0.1 * 0.5 * 2.0]);
-    }
-}
-
 /// Multiply-add, either as two roundings (`Plain`, any CPU) or fused into one
 /// instruction (`Fused`, only inside functions compiled with FMA enabled;
 /// elsewhere `mul_add` would be a slow library call).
@@ -228,5 +189,44 @@ pub fn weighted_row_sum_m<M: Madd>(rows: &[f32], w: &[f32], out: &mut [f32]) {
                 *o = M::madd(wn, v, *o);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_a_plain_sum() {
+        for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 40, 64, 100] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(&a, &b) as f64 - plain).abs() < 1e-4, "n={n}");
+        }
+    }
+
+    #[test]
+    fn weighted_row_sum_matches_loops() {
+        for k in [1usize, 5, 32, 40, 64, 70] {
+            let n = 9;
+            let rows: Vec<f32> = (0..n * k).map(|j| (j as f32 * 0.13).sin()).collect();
+            let w: Vec<f32> = (0..n).map(|j| j as f32 - 3.0).collect();
+            let mut out = vec![7.0; k];
+            weighted_row_sum(&rows, &w, &mut out);
+            for c in 0..k {
+                let want: f64 = (0..n).map(|r| w[r] as f64 * rows[r * k + c] as f64).sum();
+                assert!((out[c] as f64 - want).abs() < 1e-4, "k={k} c={c}");
+            }
+        }
+    }
+
+    #[test]
+    fn pair_update_uses_old_values() {
+        let mut p = vec![1.0, 2.0];
+        let mut q = vec![3.0, -1.0];
+        sgd_pair_update(&mut p, &mut q, 0.5, 0.1, 0.0, 0.0);
+        assert_eq!(p, vec![1.0 + 0.1 * 0.5 * 3.0, 2.0 - 0.1 * 0.5]);
+        assert_eq!(q, vec![3.0 + 0.1 * 0.5 * 1.0, -1.0 + 0.1 * 0.5 * 2.0]);
     }
 }

@@ -120,21 +120,6 @@ pub fn effective_threads(threads: Option<usize>) -> usize {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn early_stop_waits_for_patience() {
-        let mut e = EarlyStop::new(Some(2));
-        assert_eq!(e.observe(1, 1.0), (true, false));
-        assert_eq!(e.observe(2, 0.9), (true, false));
-        assert_eq!(e.observe(3, 0.95), (false, false));
-        assert_eq!(e.observe(4, 0.91), (false, true));
-        assert_eq!(e.best_epoch(), 2);
-    }
-}
-
 /// Per-epoch ranking validation for implicit models: P@10 and nDCG@10 on a
 /// seeded sample of the validation users, training items excluded.
 pub(crate) struct RankCheck {
@@ -205,5 +190,20 @@ impl RankCheck {
             false,
         );
         (m.values["precision@10"], m.values["ndcg@10"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stop_waits_for_patience() {
+        let mut e = EarlyStop::new(Some(2));
+        assert_eq!(e.observe(1, 1.0), (true, false));
+        assert_eq!(e.observe(2, 0.9), (true, false));
+        assert_eq!(e.observe(3, 0.95), (false, false));
+        assert_eq!(e.observe(4, 0.91), (false, true));
+        assert_eq!(e.best_epoch(), 2);
     }
 }

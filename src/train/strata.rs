@@ -201,7 +201,7 @@ mod tests {
         }
         // The strata visit every block once, and within a stratum each user
         // range and item range appears once.
-        let mut visits = vec![0; 16];
+        let mut visits = [0; 16];
         let (mut uf, mut bu, mut itf, mut bi) = (
             vec![0f32; 37],
             vec![0f32; 37],
