@@ -18,9 +18,6 @@
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
-use ndarray_rand::rand_distr::Normal;
-use ndarray_rand::RandomExt;
-use rand::{rngs::StdRng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -212,15 +209,8 @@ impl AlsValidParams {
                 }
             });
         }
-        let mut rng = StdRng::seed_from_u64(p.seed);
-        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE))
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let mut uf = Array2::random_using((nu, k), normal, &mut rng)
-            .into_raw_vec_and_offset()
-            .0;
-        let mut itf = Array2::random_using((ni, k), normal, &mut rng)
-            .into_raw_vec_and_offset()
-            .0;
+        let mut uf = super::init_factors(nu, k, p.init_std, p.seed, 1);
+        let mut itf = super::init_factors(ni, k, p.init_std, p.seed, 2);
         let (rmin, rmax) = super::sgd::value_range(&train.values);
 
         let valid = valid.filter(|v| !v.is_empty());

@@ -193,6 +193,36 @@ impl RankCheck {
     }
 }
 
+/// `n × k` factors drawn from N(0, std²) with ndarray-rand, in parallel
+/// chunks of rows, each from its own RNG seeded by (seed, stream, chunk):
+/// the values depend on those only, not on the thread count.
+pub(crate) fn init_factors(n: usize, k: usize, std: f32, seed: u64, stream: u64) -> Vec<f32> {
+    use ndarray::Array2;
+    use ndarray_rand::rand_distr::Normal;
+    use ndarray_rand::RandomExt;
+    use rand::SeedableRng;
+    use rayon::prelude::*;
+    const ROWS: usize = 1024;
+    let mut out = vec![0f32; n * k];
+    if std <= 0.0 || k == 0 {
+        return out;
+    }
+    let Ok(normal) = Normal::new(0.0f32, std) else {
+        return out;
+    };
+    out.par_chunks_mut(ROWS * k)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let mix = seed
+                ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (c as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(mix);
+            let a = Array2::random_using((chunk.len() / k, k), normal, &mut rng);
+            chunk.copy_from_slice(a.as_slice().expect("a new array is in standard layout"));
+        });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

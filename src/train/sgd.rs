@@ -11,9 +11,6 @@
 
 use std::time::Instant;
 
-use ndarray::Array2;
-use ndarray_rand::rand_distr::Normal;
-use ndarray_rand::RandomExt;
 use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 use rayon::prelude::*;
@@ -201,18 +198,8 @@ impl SgdValidParams {
         let nb = st.nb;
         let (uinv, iinv) = (&st.uinv, &st.iinv);
 
-        let normal = Normal::new(0.0f32, p.init_std.max(f32::MIN_POSITIVE))
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let mut uf = Array2::random_using((nu, k), normal, &mut rng)
-            .into_raw_vec_and_offset()
-            .0;
-        let mut itf = Array2::random_using((ni, k), normal, &mut rng)
-            .into_raw_vec_and_offset()
-            .0;
-        if p.init_std == 0.0 {
-            uf.fill(0.0);
-            itf.fill(0.0);
-        }
+        let mut uf = super::init_factors(nu, k, p.init_std, p.seed, 1);
+        let mut itf = super::init_factors(ni, k, p.init_std, p.seed, 2);
         let mut bu = vec![0f32; nu];
         let mut bi = vec![0f32; ni];
         let mu = train.mean_value() as f32;

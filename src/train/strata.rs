@@ -9,6 +9,7 @@
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::interactions::Interactions;
@@ -74,9 +75,13 @@ impl Strata {
                 r: train.values[n],
             });
         }
-        for b in &mut blocks {
-            b.shuffle(rng);
-        }
+        // Each block shuffled by its own seeded RNG, in parallel.
+        let base: u64 = rng.gen();
+        blocks.par_iter_mut().enumerate().for_each(|(b, v)| {
+            v.shuffle(&mut StdRng::seed_from_u64(
+                base ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ));
+        });
         Strata {
             nb,
             uperm,
