@@ -340,6 +340,21 @@ struct Solve {
 }
 
 /// Per-thread scratch, allocated once per sweep and thread.
+impl Scratch {
+    /// The k × k buffers are only sized when a Cholesky solve needs them.
+    fn new(k: usize) -> Scratch {
+        Scratch {
+            ys: Vec::new(),
+            r: vec![0.0; k],
+            p: vec![0.0; k],
+            ap: vec![0.0; k],
+            a: Vec::new(),
+            b: vec![0.0; k],
+            l: Vec::new(),
+        }
+    }
+}
+
 struct Scratch {
     ys: Vec<f32>,
     r: Vec<f32>,
@@ -361,27 +376,23 @@ impl Solve {
             None
         };
         let gram = gram.as_deref();
-        target.par_chunks_mut(k).enumerate().for_each_init(
-            || Scratch {
-                ys: Vec::new(),
-                r: vec![0.0; k],
-                p: vec![0.0; k],
-                ap: vec![0.0; k],
-                a: vec![0.0; k * k],
-                b: vec![0.0; k],
-                l: vec![0.0; k * k],
-            },
-            |s, (row, x)| {
-                let (idx, vals) = (rows.row(row), rows.row_values(row));
-                let lambda = if self.scale_reg {
-                    self.reg * idx.len().max(1) as f32
-                } else {
-                    self.reg
-                };
-                let row = Row { idx, vals, lambda };
-                solve_row(x, other, row, gram, self, s);
-            },
-        );
+        target
+            .par_chunks_mut(k)
+            .with_min_len(64)
+            .enumerate()
+            .for_each_init(
+                || Scratch::new(k),
+                |s, (row, x)| {
+                    let (idx, vals) = (rows.row(row), rows.row_values(row));
+                    let lambda = if self.scale_reg {
+                        self.reg * idx.len().max(1) as f32
+                    } else {
+                        self.reg
+                    };
+                    let row = Row { idx, vals, lambda };
+                    solve_row(x, other, row, gram, self, s);
+                },
+            );
     }
 }
 
@@ -538,6 +549,8 @@ fn cholesky_row(
     s: &mut Scratch,
 ) {
     let k = x.len();
+    s.a.resize(k * k, 0.0);
+    s.l.resize(k * k, 0.0);
     match gram {
         Some(g) => s.a.copy_from_slice(g),
         None => s.a.fill(0.0),
@@ -676,15 +689,7 @@ mod tests {
         let (y, idx, conf) = problem(k, 20);
         let want = reference_implicit(&y, &idx, &conf, k, 0.5);
         let g = gram(&y, k);
-        let mut s = Scratch {
-            ys: Vec::new(),
-            r: vec![0.0; k],
-            p: vec![0.0; k],
-            ap: vec![0.0; k],
-            a: vec![0.0; k * k],
-            b: vec![0.0; k],
-            l: vec![0.0; k * k],
-        };
+        let mut s = Scratch::new(k);
         let mut x = vec![0.0f32; k];
         cholesky_row(&mut x, &y, &idx, &conf, Some(&g), 0.5, &mut s);
         for (a, b) in x.iter().zip(&want) {
@@ -716,15 +721,7 @@ mod tests {
             row[r] += 0.3;
         }
         let want = dense_solve(a, b);
-        let mut s = Scratch {
-            ys: Vec::new(),
-            r: vec![0.0; k],
-            p: vec![0.0; k],
-            ap: vec![0.0; k],
-            a: vec![0.0; k * k],
-            b: vec![0.0; k],
-            l: vec![0.0; k * k],
-        };
+        let mut s = Scratch::new(k);
         let mut x = vec![0.0f32; k];
         cholesky_row(&mut x, &y, &idx, &vals, None, 0.3, &mut s);
         for (a, b) in x.iter().zip(&want) {
