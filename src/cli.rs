@@ -38,8 +38,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a model on interaction data and write the model file.
     Train(TrainArgs),
-    /// Top-N recommendations for one user.
+    /// Top-N recommendations: one user, a new user given by items, or all users.
     Recommend(RecommendArgs),
+    /// Items most similar to an item (cosine of item factors).
+    Similar(SimilarArgs),
     /// Rating metrics (RMSE, MAE) of a model on held-out data.
     Eval(EvalArgs),
     /// Print a model file's metadata.
@@ -224,19 +226,41 @@ pub struct RecommendArgs {
     #[arg(long, short = 'm', default_value = DEFAULT_MODEL)]
     pub model: PathBuf,
     /// External user id.
-    #[arg(long, short = 'u')]
-    pub user: String,
+    #[arg(long, short = 'u', required_unless_present_any = ["items", "all"], conflicts_with = "all")]
+    pub user: Option<String>,
+    /// A new user given by items (fold-in), `50,172:4.5,133` (ID or ID:VALUE).
+    /// An existing file here is read as item titles instead (as --titles).
+    #[arg(long)]
+    pub items: Option<String>,
+    /// Every user of the model (recommend-all), written to --out.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: output file, .csv or .parquet (default: CSV on stdout).
+    #[arg(long, short = 'o', requires = "all")]
+    pub out: Option<PathBuf>,
     #[arg(short = 'n', long = "n", default_value_t = 10)]
     pub n: usize,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Also exclude the items this user has in these interaction files.
     #[arg(long)]
     pub exclude_seen: Vec<String>,
     /// Do not exclude the user's training items (excluded by default).
     #[arg(long)]
     pub include_seen: bool,
+    /// Users with fewer training items than this get the popularity fallback.
+    #[arg(long, default_value_t = 0)]
+    pub min_history: usize,
+    /// Cold-start list: recent (newest 10% of the training data, when it had
+    /// timestamps) or overall popularity.
+    #[arg(long, value_enum, default_value_t = FallbackArg::Recent)]
+    pub fallback: FallbackArg,
+    /// List, for each recommended item, the user's items most like it.
+    #[arg(long)]
+    pub explain: bool,
     /// Item titles: MovieLens u.item, movies.dat or movies.csv.
     #[arg(long)]
-    pub items: Option<PathBuf>,
+    pub titles: Option<PathBuf>,
     /// An unknown user is an error instead of getting popular items.
     #[arg(long)]
     pub strict: bool,
@@ -244,6 +268,69 @@ pub struct RecommendArgs {
     pub format: OutFormat,
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+/// Item filters shared by `recommend` and `similar`.
+#[derive(Args, Debug, Clone)]
+pub struct FilterArgs {
+    /// Never return the item ids in this file (one per line or comma-separated).
+    #[arg(long)]
+    pub exclude: Vec<PathBuf>,
+    /// Return only item ids from this file (an allow list).
+    #[arg(long)]
+    pub only: Vec<PathBuf>,
+    /// The items in stock: others are never returned.
+    #[arg(long)]
+    pub available: Option<PathBuf>,
+}
+
+impl FilterArgs {
+    fn apply(&self, model: &Model, f: &mut Filters) -> Result<()> {
+        let read = |p: &PathBuf| {
+            score::read_id_list(p).with_context(|| format!("reading item list {}", p.display()))
+        };
+        for p in &self.exclude {
+            let ids = read(p)?;
+            f.exclude_items(model, ids.iter().map(String::as_str));
+        }
+        for p in self.only.iter().chain(&self.available) {
+            let ids = read(p)?;
+            let l = score::ItemList::resolve(model, ids.iter().map(String::as_str));
+            if l.unknown > 0 {
+                eprintln!(
+                    "{}: {} item id(s) unknown to the model, ignored",
+                    p.display(),
+                    l.unknown
+                );
+            }
+            f.only(model, &l.items);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum FallbackArg {
+    Recent,
+    Overall,
+}
+
+#[derive(Args, Debug)]
+pub struct SimilarArgs {
+    #[arg(long, short = 'm', default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// External item id.
+    #[arg(long, short = 'i')]
+    pub item: String,
+    #[arg(short = 'n', long = "n", default_value_t = 10)]
+    pub n: usize,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Item titles: MovieLens u.item, movies.dat or movies.csv.
+    #[arg(long)]
+    pub titles: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
 }
 
 #[derive(Args, Debug)]
@@ -303,6 +390,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train(a),
         Command::Recommend(a) => recommend(a),
+        Command::Similar(a) => similar(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Info(a) => info(a),
         Command::Synth(a) => synth(a),
@@ -703,15 +791,45 @@ fn load_model(path: &Path) -> Result<Model> {
     Model::load(path).with_context(|| format!("loading model {}", path.display()))
 }
 
-fn recommend(a: RecommendArgs) -> Result<()> {
+fn read_titles(p: &Option<PathBuf>) -> Result<Option<std::collections::HashMap<String, String>>> {
+    match p {
+        Some(p) => {
+            Ok(Some(data::titles::read_titles(p).with_context(|| {
+                format!("reading item titles {}", p.display())
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+fn recommend(mut a: RecommendArgs) -> Result<()> {
+    if a.n == 0 {
+        bail!("-n must be ≥ 1");
+    }
+    // `--items FILE` names a titles file (the older spelling of --titles).
+    if let Some(it) = &a.items {
+        if Path::new(it).is_file() {
+            if a.user.is_none() && !a.all {
+                bail!("--items {it} is a file (item titles): give --user ID or --all too, or a list of item ids");
+            }
+            a.titles = a.titles.take().or(Some(PathBuf::from(it)));
+            a.items = None;
+        } else if a.user.is_some() || a.all {
+            bail!("--items LIST (a new user's items) cannot be combined with --user or --all");
+        }
+    }
     let model = load_model(&a.model)?;
     let mut filters = Filters {
         exclude_seen: !a.include_seen,
-        excluded: None,
+        blocked: None,
     };
+    a.filters.apply(&model, &mut filters)?;
+    if a.all {
+        return recommend_all(&model, &a, &filters);
+    }
     if !a.exclude_seen.is_empty() {
         let (x, _) = load_data(&a.exclude_seen, &a.load.options(), "seen items")?;
-        if let Some(u) = x.user_ids.get(&a.user) {
+        if let Some(u) = a.user.as_deref().and_then(|u| x.user_ids.get(u)) {
             let ids: Vec<String> = (0..x.len())
                 .filter(|&n| x.users[n] == u)
                 .map(|n| x.item_ids.key(x.items[n]).to_string())
@@ -719,30 +837,58 @@ fn recommend(a: RecommendArgs) -> Result<()> {
             filters.exclude_items(&model, ids.iter().map(String::as_str));
         }
     }
-    let titles = match &a.items {
-        Some(p) => Some(
-            data::titles::read_titles(p)
-                .with_context(|| format!("reading item titles {}", p.display()))?,
-        ),
-        None => None,
+    let titles = read_titles(&a.titles)?;
+    let opts = score::RecommendOptions {
+        n: a.n,
+        filters,
+        strict: a.strict,
+        min_history: a.min_history,
+        fallback: match a.fallback {
+            FallbackArg::Recent => score::Fallback::Recent,
+            FallbackArg::Overall => score::Fallback::Overall,
+        },
+        explain: if a.explain { 3 } else { 0 },
     };
-    let recs = score::recommend(&model, &a.user, a.n, &filters, a.strict)?;
-    let title = |id: &str| titles.as_ref().and_then(|t| t.get(id)).cloned();
+    let recs = match (&a.user, &a.items) {
+        (Some(u), _) => score::recommend(&model, u, &opts)?,
+        (None, Some(items)) => {
+            let given = score::foldin::parse_items(items)?;
+            score::foldin::recommend_items(&model, &given, &opts)?
+        }
+        (None, None) => bail!("give --user ID, --items LIST or --all"),
+    };
+    print_list(
+        &recs.user,
+        recs.source,
+        &recs.items,
+        titles.as_ref(),
+        a.format,
+    )
+}
+
+/// Prints a list of scored items as a table, JSON or CSV.
+fn print_list(
+    user: &str,
+    source: score::Source,
+    items: &[score::Scored],
+    titles: Option<&std::collections::HashMap<String, String>>,
+    format: OutFormat,
+) -> Result<()> {
+    let title = |id: &str| titles.and_then(|t| t.get(id)).cloned();
     let mut out = std::io::stdout().lock();
-    match a.format {
+    match format {
         OutFormat::Json => {
-            let items: Vec<serde_json::Value> = recs
-                .items
+            let list: Vec<serde_json::Value> = items
                 .iter()
                 .map(|s| {
-                    let mut v = serde_json::json!({"item": s.item, "score": s.score});
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
                     if let Some(t) = title(&s.item) {
                         v["title"] = t.into();
                     }
                     v
                 })
                 .collect();
-            let v = serde_json::json!({"user": recs.user, "source": recs.source, "items": items});
+            let v = serde_json::json!({"user": user, "source": source, "items": list});
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         OutFormat::Csv => {
@@ -751,7 +897,7 @@ fn recommend(a: RecommendArgs) -> Result<()> {
                 "rank,item,score,source{}",
                 if titles.is_some() { ",title" } else { "" }
             )?;
-            for (r, s) in recs.items.iter().enumerate() {
+            for (r, s) in items.iter().enumerate() {
                 let t = title(&s.item)
                     .map(|t| format!(",\"{}\"", t.replace('"', "\"\"")))
                     .unwrap_or_default();
@@ -761,32 +907,150 @@ fn recommend(a: RecommendArgs) -> Result<()> {
                     r + 1,
                     s.item,
                     s.score,
-                    source_name(recs.source)
+                    source.name()
                 )?;
             }
         }
         OutFormat::Table => {
-            if recs.source == score::Source::Popularity {
-                writeln!(
+            match source {
+                score::Source::Popularity | score::Source::RecentPopularity if !user.is_empty() => writeln!(
                     out,
-                    "user {} is not in the model: most popular items instead (source: popularity)",
-                    recs.user
-                )?;
+                    "user {user} is not in the model or has too short a history: most popular items instead (source: {})",
+                    source.name()
+                )?,
+                score::Source::Popularity | score::Source::RecentPopularity => {
+                    writeln!(out, "no known items given: most popular items instead (source: {})", source.name())?
+                }
+                _ => {}
             }
-            for (r, s) in recs.items.iter().enumerate() {
+            for (r, s) in items.iter().enumerate() {
                 let t = title(&s.item).map(|t| format!("  {t}")).unwrap_or_default();
-                writeln!(out, "{:>3}  {:<12} {:>8.4}{t}", r + 1, s.item, s.score)?;
+                let why = if s.because.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (because: {})", s.because.join(", "))
+                };
+                writeln!(out, "{:>3}  {:<12} {:>8.4}{t}{why}", r + 1, s.item, s.score)?;
             }
         }
     }
     Ok(())
 }
 
-fn source_name(s: score::Source) -> &'static str {
-    match s {
-        score::Source::Model => "model",
-        score::Source::Popularity => "popularity",
+/// Writes rows of recommend-all to CSV.
+fn write_csv_rows(
+    w: &mut dyn Write,
+    model: &Model,
+    recs: &[score::batch::UserRecs],
+) -> std::io::Result<()> {
+    for (u, picks) in recs {
+        let uk = model.user_ids().key(*u).to_string();
+        for (r, &(i, s)) in picks.iter().enumerate() {
+            writeln!(w, "{uk},{},{},{s:.6}", r + 1, model.item_ids().key(i))?;
+        }
     }
+    Ok(())
+}
+
+fn recommend_all(model: &Model, a: &RecommendArgs, filters: &Filters) -> Result<()> {
+    use polars::prelude::{Column, DataFrame, DataType, Field, ParquetWriter, Schema};
+    let users: Vec<u32> = (0..model.n_users() as u32).collect();
+    let t0 = std::time::Instant::now();
+    let parquet = a
+        .out
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "parquet" || e == "pq"));
+    match &a.out {
+        Some(path) if parquet => {
+            // Streamed as row groups into a temp file, renamed when complete.
+            let tmp = crate::util::temp_path(path);
+            let result = (|| -> Result<()> {
+                let file = std::fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?;
+                let schema = Schema::from_iter([
+                    Field::new("user".into(), DataType::String),
+                    Field::new("rank".into(), DataType::UInt32),
+                    Field::new("item".into(), DataType::String),
+                    Field::new("score".into(), DataType::Float32),
+                ]);
+                let mut w = ParquetWriter::new(file).batched(&schema)?;
+                score::batch::recommend_all(model, &users, a.n, filters, &mut |recs| {
+                    let (mut us, mut rk, mut its, mut sc) =
+                        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    for (u, picks) in recs {
+                        for (r, &(i, s)) in picks.iter().enumerate() {
+                            us.push(model.user_ids().key(*u).to_string());
+                            rk.push(r as u32 + 1);
+                            its.push(model.item_ids().key(i).to_string());
+                            sc.push(s);
+                        }
+                    }
+                    let df = DataFrame::new_infer_height(vec![
+                        Column::new("user".into(), us),
+                        Column::new("rank".into(), rk),
+                        Column::new("item".into(), its),
+                        Column::new("score".into(), sc),
+                    ])
+                    .and_then(|df| w.write_batch(&df));
+                    df.map_err(|e| crate::Error::Polars {
+                        path: path.clone(),
+                        source: e,
+                    })
+                })?;
+                w.finish()?;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => crate::util::commit_temp(&tmp, path)?,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
+        }
+        Some(path) => {
+            crate::util::atomic_write(path, |w| {
+                writeln!(w, "user,rank,item,score").map_err(|e| crate::Error::io(path, e))?;
+                score::batch::recommend_all(model, &users, a.n, filters, &mut |recs| {
+                    write_csv_rows(w, model, recs).map_err(|e| crate::Error::io(path, e))
+                })
+            })?;
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            writeln!(out, "user,rank,item,score")?;
+            score::batch::recommend_all(model, &users, a.n, filters, &mut |recs| {
+                write_csv_rows(&mut out, model, recs).map_err(|e| crate::Error::io("stdout", e))
+            })?;
+            out.flush()?;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{} users in {secs:.3}s ({:.0} users/s)",
+        users.len(),
+        users.len() as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+fn similar(a: SimilarArgs) -> Result<()> {
+    if a.n == 0 {
+        bail!("-n must be ≥ 1");
+    }
+    let model = load_model(&a.model)?;
+    let mut filters = Filters::default();
+    a.filters.apply(&model, &mut filters)?;
+    let titles = read_titles(&a.titles)?;
+    let picks = score::similar::similar_items(&model, &a.item, a.n, &filters)?;
+    let items = score::to_scored(&model, &picks, &[], 0);
+    print_list(
+        &a.item,
+        score::Source::Model,
+        &items,
+        titles.as_ref(),
+        a.format,
+    )
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {

@@ -243,9 +243,21 @@ pub fn rank_eval(
                 .into_iter()
                 .map(|(i, _)| i)
                 .collect();
-                let m = list_metrics(&top, &t.items, t.n_relevant, ks);
+                // A held-out positive that is also a training item cannot be
+                // ranked: it counts for no metric (as for AUC).
+                let rel: Vec<u32> = t
+                    .items
+                    .iter()
+                    .copied()
+                    .filter(|i| s.binary_search(i).is_err())
+                    .collect();
+                let n_rel = t.n_relevant - (t.items.len() - rel.len());
+                if n_rel == 0 {
+                    continue;
+                }
+                let m = list_metrics(&top, &rel, n_rel, ks);
                 let auc = if with_auc {
-                    user_auc(&row, &s, &t.items, &mut pos)
+                    user_auc(&row, &s, &rel, &mut pos)
                 } else {
                     None
                 };

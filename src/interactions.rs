@@ -77,10 +77,11 @@ impl IdMap {
     /// Dense index of an external id written as text (a CLI argument, a URL).
     pub fn get(&self, external: &str) -> Option<u32> {
         match self {
+            // Only the canonical spelling: "007" is not user 7.
             IdMap::Int { index, .. } => external
-                .trim()
                 .parse::<i64>()
                 .ok()
+                .filter(|v| v.to_string() == external)
                 .and_then(|v| index.get(&v).copied()),
             IdMap::Str { index, .. } => index.get(external).copied(),
         }

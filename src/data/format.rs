@@ -95,7 +95,7 @@ const TIME_NAMES: &[&str] = &["timestamp", "ts", "time", "unix_time", "epoch"];
 /// Files a folder source contributes: known data extensions and the MovieLens names.
 pub fn looks_like_data_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if name.starts_with('.') {
+    if name.starts_with('.') || name.to_ascii_lowercase().starts_with("readme") {
         return false;
     }
     let ext = p

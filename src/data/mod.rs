@@ -387,15 +387,21 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     }
     // An id column is integral when every value parses as an integer.
     let int_col = |df: &DataFrame, name: &str| -> PolarsResult<bool> {
-        let c = df.column(name)?;
-        if c.dtype().is_integer() {
-            return Ok(true);
-        }
-        if c.dtype() != &DataType::String {
+        // Integral only if every value survives the trip to i64 and back
+        // unchanged: u64 ids beyond i64 and zero-padded codes like "007"
+        // stay strings.
+        let c = df.column(name)?.as_materialized_series();
+        if !(c.dtype().is_integer() || c.dtype() == &DataType::String) {
             return Ok(false);
         }
         let cast = c.cast(&DataType::Int64)?;
-        Ok(cast.null_count() == 0)
+        if cast.null_count() != c.null_count() {
+            return Ok(false);
+        }
+        if c.dtype() == &DataType::String {
+            return Ok(cast.cast(&DataType::String)?.equals_missing(c));
+        }
+        Ok(true)
     };
     let int_ids = (
         int_col(&df, "user").map_err(pl)?,
@@ -530,7 +536,9 @@ fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<(Vec<BadRow>, 
     };
     let blank: Vec<usize> = match (&un, &inn) {
         (Some(u), Some(i)) => (0..df.height())
-            .filter(|&r| u[r] && i[r] && rn.as_ref().is_none_or(|m| m[r]))
+            .filter(|&r| {
+                u[r] && i[r] && (layout.rating.is_none() || rn.as_ref().is_some_and(|m| m[r]))
+            })
             .collect(),
         _ => Vec::new(),
     };

@@ -85,12 +85,12 @@ impl SynthParams {
                 "must be at most half of users × items",
             ));
         }
-        if self.rank == 0 {
-            return Err(Error::param("rank", self.rank, "must be ≥ 1"));
+        if self.rank == 0 || self.rank > 4096 {
+            return Err(Error::param("rank", self.rank, "must be in 1..=4096"));
         }
-        if self.popularity_exponent.is_nan()
+        if !self.popularity_exponent.is_finite()
             || self.popularity_exponent < 0.0
-            || self.noise.is_nan()
+            || !self.noise.is_finite()
             || self.noise < 0.0
         {
             return Err(Error::param(

@@ -1,7 +1,8 @@
 //! The model file: safetensors with JSON metadata.
 //!
 //! Tensors: `user_factors [U,k]`, `item_factors [I,k]` (F32), `user_bias [U]`,
-//! `item_bias [I]`, `item_popularity [I]`, `global_mean [1]` (F32),
+//! `item_bias [I]`, `item_popularity [I]`, `global_mean [1]` (F32), optionally
+//! `item_recent_popularity [I]` (F32, when the data had timestamps),
 //! `seen_indptr [U+1]` (U64) and `seen_items [nnz]` (U32) for each user's
 //! training items, and the id maps: `user_ids [U]` (I64) for integer ids, or
 //! `user_ids_utf8` (U8) + `user_ids_offsets [U+1]` (U64) for strings; the same
@@ -171,6 +172,12 @@ impl Model {
                 )?,
             ),
         ];
+        if let Some(r) = &self.item_recent_popularity {
+            tensors.push((
+                "item_recent_popularity".into(),
+                view(Dtype::F32, vec![ni], bytemuck::cast_slice(r))?,
+            ));
+        }
         let mut store = Vec::new();
         let mut specs = id_tensors("user", &self.user_ids, &mut store);
         specs.extend(id_tensors("item", &self.item_ids, &mut store));
@@ -248,8 +255,8 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
         SafeTensors::deserialize(&map[..]).map_err(|e| format!("not a safetensors file ({e})"))?;
 
     let k = meta.factors;
-    if k == 0 {
-        return Err("factors is 0".into());
+    if k == 0 || k > 4096 {
+        return Err(format!("factors is {k}, outside 1..=4096"));
     }
     let uf: Buf<f32> = tensor(&st, &map, "user_factors", Dtype::F32, None)?;
     let nu = uf.len() / k;
@@ -281,6 +288,16 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
     let ub = tensor(&st, &map, "user_bias", Dtype::F32, Some(&[nu]))?;
     let ib = tensor(&st, &map, "item_bias", Dtype::F32, Some(&[ni]))?;
     let pop = tensor(&st, &map, "item_popularity", Dtype::F32, Some(&[ni]))?;
+    let recent = match st.tensor("item_recent_popularity") {
+        Ok(_) => Some(tensor(
+            &st,
+            &map,
+            "item_recent_popularity",
+            Dtype::F32,
+            Some(&[ni]),
+        )?),
+        Err(_) => None,
+    };
     let gm: Buf<f32> = tensor(&st, &map, "global_mean", Dtype::F32, Some(&[1]))?;
     let indptr: Buf<u64> = tensor(&st, &map, "seen_indptr", Dtype::U64, Some(&[nu + 1]))?;
     let seen: Buf<u32> = tensor(&st, &map, "seen_items", Dtype::U32, None)?;
@@ -304,10 +321,12 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
         user_bias: ub,
         item_bias: ib,
         item_popularity: pop,
+        item_recent_popularity: recent,
         user_ids: Arc::new(user_ids),
         item_ids: Arc::new(item_ids),
         seen_indptr: indptr,
         seen_items: seen,
+        cache: Default::default(),
     })
 }
 

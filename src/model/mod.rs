@@ -91,6 +91,23 @@ impl ModelMeta {
     }
 }
 
+/// Item counts over the newest 10% of entries by timestamp (ties broken by
+/// position), or `None` without timestamps.
+fn recent_popularity(t: &Interactions) -> Option<Vec<f32>> {
+    let times = t.times.as_ref()?;
+    if t.is_empty() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..t.len()).collect();
+    idx.sort_unstable_by_key(|&n| (times[n], n));
+    let take = t.len().div_ceil(10);
+    let mut c = vec![0f32; t.n_items()];
+    for &n in &idx[t.len() - take..] {
+        c[t.items[n] as usize] += 1.0;
+    }
+    Some(c)
+}
+
 /// UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, H. Hinnant).
 pub fn rfc3339(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
@@ -133,11 +150,23 @@ pub struct Model {
     pub(crate) user_bias: Buf<f32>,
     pub(crate) item_bias: Buf<f32>,
     pub(crate) item_popularity: Buf<f32>,
+    /// Popularity over the newest 10% of training interactions (when the
+    /// data had timestamps): the "recent" cold-start fallback.
+    pub(crate) item_recent_popularity: Option<Buf<f32>>,
     pub(crate) global_mean: f32,
     pub(crate) user_ids: Arc<IdMap>,
     pub(crate) item_ids: Arc<IdMap>,
     pub(crate) seen_indptr: Buf<u64>,
     pub(crate) seen_items: Buf<u32>,
+    /// Derived arrays computed on first use (YᵀY for fold-in, item norms for
+    /// cosine similarity), shared by all requests.
+    pub(crate) cache: Cache,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    pub gram: std::sync::OnceLock<Vec<f32>>,
+    pub item_norms: std::sync::OnceLock<Vec<f32>>,
 }
 
 impl Model {
@@ -157,11 +186,13 @@ impl Model {
             user_bias: Buf::Owned(p.user_bias),
             item_bias: Buf::Owned(p.item_bias),
             item_popularity: Buf::Owned(t.item_counts().into_iter().map(|c| c as f32).collect()),
+            item_recent_popularity: recent_popularity(t).map(Buf::Owned),
             global_mean: p.global_mean,
             user_ids: Arc::clone(&t.user_ids),
             item_ids: Arc::clone(&t.item_ids),
             seen_indptr: Buf::Owned(seen.indptr),
             seen_items: Buf::Owned(seen.indices),
+            cache: Cache::default(),
         }
     }
 
@@ -203,6 +234,30 @@ impl Model {
     }
     pub fn item_popularity(&self) -> &[f32] {
         &self.item_popularity
+    }
+    pub fn item_recent_popularity(&self) -> Option<&[f32]> {
+        self.item_recent_popularity.as_deref()
+    }
+    /// Number of training items of user `u`.
+    pub fn history_len(&self, u: u32) -> usize {
+        (self.seen_indptr[u as usize + 1] - self.seen_indptr[u as usize]) as usize
+    }
+
+    /// YᵀY of the item factors (k × k), computed once.
+    pub fn item_gram(&self) -> &[f32] {
+        self.cache
+            .gram
+            .get_or_init(|| crate::train::als::gram(&self.item_factors, self.k))
+    }
+
+    /// Euclidean norm of each item vector, computed once.
+    pub fn item_norms(&self) -> &[f32] {
+        self.cache.item_norms.get_or_init(|| {
+            self.item_factors
+                .chunks_exact(self.k)
+                .map(|q| dot(q, q).sqrt())
+                .collect()
+        })
     }
     pub fn user_vector(&self, u: u32) -> &[f32] {
         &self.user_factors[u as usize * self.k..(u as usize + 1) * self.k]

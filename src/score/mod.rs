@@ -1,11 +1,24 @@
-//! Scoring: top-N recommendations with filters, and the popularity fallback
-//! for users the model does not know.
+//! Scoring: what a recommender returns for a request.
+//!
+//! - [`recommend`]: top-N for a known user, with filters that compose
+//!   ([`Filters`]: the user's training items, an exclusion list, an allow
+//!   list, the available items); a popularity fallback (recent when the
+//!   model has timestamps) for unknown users and short histories.
+//! - [`similar::similar_items`]: cosine neighbours of an item.
+//! - [`foldin::fold_in`]: a vector for a new user from a few items, without retraining.
+//! - [`batch::recommend_all`]: every user, blocked matrix products, streamed out.
 //!
 //! Top-N is a partial selection (a bounded min-heap, O(I log n)), never a
 //! full sort. Ties break toward the lower item index, so results are stable.
 
+pub mod batch;
+pub mod foldin;
+pub mod ivf;
+pub mod similar;
+
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -20,14 +33,32 @@ use crate::train::kernels::dot;
 pub enum Source {
     /// The user's factors.
     Model,
-    /// Most popular items overall: the user is unknown to the model.
+    /// A vector folded in from the items given with the request.
+    FoldIn,
+    /// Most popular items overall (unknown user or short history).
     Popularity,
+    /// Most popular items among the newest 10% of training interactions.
+    RecentPopularity,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Model => "model",
+            Source::FoldIn => "fold_in",
+            Source::Popularity => "popularity",
+            Source::RecentPopularity => "recent_popularity",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scored {
     pub item: String,
     pub score: f32,
+    /// With explanations: the user's items most similar to this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub because: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -37,31 +68,116 @@ pub struct RecList {
     pub items: Vec<Scored>,
 }
 
-/// Which items may not be returned.
+/// Which items may not be returned. The lists compose: an item is returned
+/// only if it is not excluded, is in the allow list (when there is one) and
+/// is available (when availability is given), and is not a training item of
+/// the user (with `exclude_seen`).
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
     /// Leave out the user's training items (stored in the model).
     pub exclude_seen: bool,
-    /// Items never to return, as dense indices (a mask over the catalogue).
-    pub excluded: Option<Vec<bool>>,
+    /// Items never to return (dense indices): shared, so a service can swap
+    /// it (e.g. availability during a sale) without copying per request.
+    pub blocked: Option<Arc<Vec<bool>>>,
+}
+
+/// Item ids resolved against a model: known dense indices, and how many ids
+/// the model did not know.
+pub struct ItemList {
+    pub items: Vec<u32>,
+    pub unknown: usize,
+}
+
+impl ItemList {
+    pub fn resolve<'a>(model: &Model, ids: impl IntoIterator<Item = &'a str>) -> ItemList {
+        let mut items = Vec::new();
+        let mut unknown = 0;
+        for id in ids {
+            match model.item_ids().get(id) {
+                Some(i) => items.push(i),
+                None => unknown += 1,
+            }
+        }
+        items.sort_unstable();
+        items.dedup();
+        ItemList { items, unknown }
+    }
 }
 
 impl Filters {
-    /// Adds external item ids to the exclusion mask; ids the model does not
-    /// know are ignored (they could never be returned anyway).
-    pub fn exclude_items<'a>(&mut self, model: &Model, ids: impl IntoIterator<Item = &'a str>) {
-        let mask = self
-            .excluded
-            .get_or_insert_with(|| vec![false; model.n_items()]);
-        for id in ids {
-            if let Some(i) = model.item_ids().get(id) {
-                mask[i as usize] = true;
-            }
+    fn mask(&mut self, n: usize) -> &mut Vec<bool> {
+        Arc::make_mut(self.blocked.get_or_insert_with(|| Arc::new(vec![false; n])))
+    }
+
+    /// Never return these items.
+    pub fn exclude(&mut self, model: &Model, items: &[u32]) {
+        let m = self.mask(model.n_items());
+        for &i in items {
+            m[i as usize] = true;
         }
     }
 
-    fn blocks(&self, i: u32) -> bool {
-        self.excluded.as_ref().is_some_and(|m| m[i as usize])
+    /// Return only items from this list (an allow list, or the available items).
+    pub fn only(&mut self, model: &Model, items: &[u32]) {
+        let mut allowed = vec![false; model.n_items()];
+        for &i in items {
+            allowed[i as usize] = true;
+        }
+        let m = self.mask(model.n_items());
+        for (b, a) in m.iter_mut().zip(allowed) {
+            *b |= !a;
+        }
+    }
+
+    /// Adds external item ids to the exclusion list; unknown ids are ignored
+    /// (they could never be returned anyway).
+    pub fn exclude_items<'a>(&mut self, model: &Model, ids: impl IntoIterator<Item = &'a str>) {
+        let l = ItemList::resolve(model, ids);
+        self.exclude(model, &l.items);
+    }
+
+    #[inline]
+    pub fn blocks(&self, i: u32) -> bool {
+        self.blocked.as_ref().is_some_and(|m| m[i as usize])
+    }
+}
+
+/// Which popularity list serves cold starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fallback {
+    /// Recent popularity when the model has it, else overall.
+    #[default]
+    Recent,
+    Overall,
+}
+
+/// Everything a recommendation request can ask for.
+#[derive(Clone, Debug)]
+pub struct RecommendOptions {
+    pub n: usize,
+    pub filters: Filters,
+    /// An unknown user is an error instead of getting the fallback.
+    pub strict: bool,
+    /// Users with fewer training items than this get the fallback.
+    pub min_history: usize,
+    pub fallback: Fallback,
+    /// Attach to each item the user's most similar items (up to this many).
+    pub explain: usize,
+}
+
+impl Default for RecommendOptions {
+    fn default() -> Self {
+        RecommendOptions {
+            n: 10,
+            filters: Filters {
+                exclude_seen: true,
+                blocked: None,
+            },
+            strict: false,
+            min_history: 0,
+            fallback: Fallback::Recent,
+            explain: 0,
+        }
     }
 }
 
@@ -85,7 +201,7 @@ pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f3
     if n == 0 {
         return Vec::new();
     }
-    let mut heap: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::with_capacity(n + 1);
+    let mut heap: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::with_capacity(n.min(4096) + 1);
     for (i, s) in scores {
         if s.is_nan() {
             continue;
@@ -104,31 +220,85 @@ pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f3
     out
 }
 
-/// Top-`n` for user `user` (an external id). An unknown user gets the most
-/// popular items (marked [`Source::Popularity`]) unless `strict`.
-pub fn recommend(
-    model: &Model,
-    user: &str,
-    n: usize,
-    filters: &Filters,
-    strict: bool,
-) -> Result<RecList> {
-    let (source, picks) = match model.user_ids().get(user) {
-        Some(u) => (Source::Model, recommend_index(model, u, n, filters)),
-        None if strict => return Err(Error::UnknownUser(user.to_string())),
-        None => (Source::Popularity, popular(model, n, filters)),
+/// Top-`n` for user `user` (an external id). See [`RecommendOptions`].
+pub fn recommend(model: &Model, user: &str, o: &RecommendOptions) -> Result<RecList> {
+    let known = model.user_ids().get(user);
+    let (source, picks, seen) = match known {
+        Some(u) if model.history_len(u) >= o.min_history => (
+            Source::Model,
+            recommend_index(model, u, o.n, &o.filters),
+            model.seen(u),
+        ),
+        None if o.strict => return Err(Error::UnknownUser(user.to_string())),
+        Some(u) => {
+            // A short history: popular items, still without the user's own.
+            let (src, picks) = popular(
+                model,
+                o.n,
+                &o.filters,
+                o.fallback,
+                if o.filters.exclude_seen {
+                    model.seen(u)
+                } else {
+                    &[]
+                },
+            );
+            (src, picks, model.seen(u))
+        }
+        None => {
+            let (src, picks) = popular(model, o.n, &o.filters, o.fallback, &[]);
+            (src, picks, &[][..])
+        }
     };
     Ok(RecList {
         user: user.to_string(),
         source,
-        items: picks
-            .into_iter()
-            .map(|(i, s)| Scored {
-                item: model.item_ids().key(i).to_string(),
-                score: s,
-            })
-            .collect(),
+        items: to_scored(model, &picks, seen, o.explain),
     })
+}
+
+/// External ids (and explanations) for dense picks.
+pub fn to_scored(
+    model: &Model,
+    picks: &[(u32, f32)],
+    history: &[u32],
+    explain: usize,
+) -> Vec<Scored> {
+    picks
+        .iter()
+        .map(|&(i, s)| Scored {
+            item: model.item_ids().key(i).to_string(),
+            score: s,
+            because: if explain > 0 {
+                explain_item(model, i, history, explain)
+                    .into_iter()
+                    .map(|j| model.item_ids().key(j).to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
+}
+
+/// The `m` items of `history` whose factors are most similar (cosine) to
+/// item `i`'s: the user's items that contributed most to recommending it.
+pub fn explain_item(model: &Model, i: u32, history: &[u32], m: usize) -> Vec<u32> {
+    let norms = model.item_norms();
+    let q = model.item_vector(i);
+    let ni = norms[i as usize].max(f32::MIN_POSITIVE);
+    top_n(
+        history.iter().filter(|&&j| j != i).map(|&j| {
+            (
+                j,
+                dot(q, model.item_vector(j)) / (ni * norms[j as usize].max(f32::MIN_POSITIVE)),
+            )
+        }),
+        m,
+    )
+    .into_iter()
+    .map(|(j, _)| j)
+    .collect()
 }
 
 /// Top-`n` for a known user index.
@@ -138,45 +308,84 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
     } else {
         &[]
     };
-    let p = model.user_vector(u);
     let base = if model.meta().implicit {
         0.0
     } else {
         model.global_mean() + model.user_bias()[u as usize]
     };
+    recommend_vector(model, model.user_vector(u), base, n, filters, seen)
+}
+
+/// Top-`n` for any user vector `p` (a known user's, or folded in): scores
+/// `base + b_i + p·q_i`, skipping `skip` (sorted) and blocked items.
+pub fn recommend_vector(
+    model: &Model,
+    p: &[f32],
+    base: f32,
+    n: usize,
+    filters: &Filters,
+    skip: &[u32],
+) -> Vec<(u32, f32)> {
     let ib = model.item_bias();
-    let mut next_seen = 0usize;
+    let mut next = 0usize;
     let scores = (0..model.n_items() as u32).filter_map(move |i| {
-        // `seen` is sorted: walk it alongside the items.
-        while next_seen < seen.len() && seen[next_seen] < i {
-            next_seen += 1;
+        // `skip` is sorted: walk it alongside the items.
+        while next < skip.len() && skip[next] < i {
+            next += 1;
         }
-        if next_seen < seen.len() && seen[next_seen] == i {
+        if (next < skip.len() && skip[next] == i) || filters.blocks(i) {
             return None;
         }
-        if filters.blocks(i) {
-            return None;
-        }
-        let s = dot(p, model.item_vector(i));
-        Some((i, base + ib[i as usize] + s))
+        Some((i, base + ib[i as usize] + dot(p, model.item_vector(i))))
     });
     top_n(scores, n)
 }
 
-/// The `n` most popular items that pass the exclusion mask.
-pub fn popular(model: &Model, n: usize, filters: &Filters) -> Vec<(u32, f32)> {
-    let pop = model.item_popularity();
-    top_n(
+/// The `n` most popular items that pass the filters and are not in `skip`
+/// (sorted), from the recent list when asked for and available.
+pub fn popular(
+    model: &Model,
+    n: usize,
+    filters: &Filters,
+    fallback: Fallback,
+    skip: &[u32],
+) -> (Source, Vec<(u32, f32)>) {
+    let (src, pop) = match (fallback, model.item_recent_popularity()) {
+        (Fallback::Recent, Some(r)) => (Source::RecentPopularity, r),
+        _ => (Source::Popularity, model.item_popularity()),
+    };
+    let picks = top_n(
         (0..model.n_items() as u32)
-            .filter(|&i| !filters.blocks(i))
+            .filter(|&i| !filters.blocks(i) && skip.binary_search(&i).is_err())
             .map(|i| (i, pop[i as usize])),
         n,
-    )
+    );
+    (src, picks)
 }
 
 /// External item id of a dense index (for callers outside the library).
 pub fn item_key(model: &Model, i: u32) -> IdKey {
     model.item_ids().key(i)
+}
+
+/// Reads an id list: one id per line, or comma-separated; `#` starts a
+/// comment; blank lines are skipped; a CSV header named `item`/`item_id`/
+/// `movieId` is skipped.
+pub fn read_id_list(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        for id in line.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            out.push(id.to_string());
+        }
+    }
+    if let Some(first) = out.first() {
+        if ["item", "item_id", "itemid", "movieid"].contains(&first.to_ascii_lowercase().as_str()) {
+            out.remove(0);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -199,6 +408,222 @@ mod tests {
             full.truncate(n);
             assert_eq!(got, full, "n={n}");
         }
+    }
+
+    use crate::interactions::{IdMap, Interactions};
+    use crate::train::als::AlsParams;
+
+    fn small_model(with_times: bool) -> Model {
+        let mut users = Vec::new();
+        let mut items = Vec::new();
+        for u in 0..50u32 {
+            for i in 0..40u32 {
+                if (u < 25) == (i < 20) && (u * 7 + i * 3) % 4 != 0 || (i == 39 && u % 2 == 0) {
+                    users.push(u);
+                    items.push(i);
+                }
+            }
+        }
+        let n = users.len();
+        let x = Interactions {
+            users,
+            items,
+            values: vec![1.0; n],
+            // Item 5 is the most frequent in the newest tenth.
+            times: with_times.then(|| (0..n as i64).collect()),
+            user_ids: Arc::new(IdMap::from_ints((0..50).collect())),
+            item_ids: Arc::new(IdMap::from_ints((0..40).collect())),
+        };
+        AlsParams {
+            factors: 6,
+            epochs: 6,
+            threads: Some(1),
+            ..Default::default()
+        }
+        .check()
+        .unwrap()
+        .fit(&x, None, &mut |_| {})
+        .unwrap()
+    }
+
+    #[test]
+    fn filters_compose() {
+        let m = small_model(false);
+        let base = RecommendOptions {
+            n: 40,
+            ..Default::default()
+        };
+        let all = recommend(&m, "0", &base).unwrap();
+        let seen: Vec<String> = m
+            .seen(0)
+            .iter()
+            .map(|&i| m.item_ids().key(i).to_string())
+            .collect();
+        assert!(
+            all.items.iter().all(|s| !seen.contains(&s.item)),
+            "seen items excluded"
+        );
+        assert_eq!(all.items.len(), 40 - seen.len());
+        let top = all.items[0].item.clone();
+        // Exclusion list.
+        let mut o = base.clone();
+        o.filters.exclude_items(&m, [top.as_str()]);
+        assert!(recommend(&m, "0", &o)
+            .unwrap()
+            .items
+            .iter()
+            .all(|s| s.item != top));
+        // Allow list, then availability on top of it: the intersection.
+        let mut o = base.clone();
+        let allow = ItemList::resolve(&m, ["30", "31", "32", "33", top.as_str()]);
+        o.filters.only(&m, &allow.items);
+        let got: Vec<String> = recommend(&m, "0", &o)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.item)
+            .collect();
+        assert!(
+            got.iter()
+                .all(|i| ["30", "31", "32", "33", top.as_str()].contains(&i.as_str())),
+            "{got:?}"
+        );
+        let avail = ItemList::resolve(&m, ["31", "33"]);
+        o.filters.only(&m, &avail.items);
+        let got: Vec<String> = recommend(&m, "0", &o)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.item)
+            .collect();
+        assert!(
+            got.iter().all(|i| i == "31" || i == "33") && !got.is_empty(),
+            "{got:?}"
+        );
+        // Including seen items.
+        let mut o = base.clone();
+        o.filters.exclude_seen = false;
+        assert_eq!(recommend(&m, "0", &o).unwrap().items.len(), 40);
+        // The fallback respects the filters too.
+        let mut o = base.clone();
+        o.filters.exclude_items(&m, ["39"]);
+        let pop = recommend(&m, "stranger", &o).unwrap();
+        assert_eq!(pop.source, Source::Popularity);
+        assert!(pop.items.iter().all(|s| s.item != "39"));
+        // Strict mode and short histories.
+        assert!(recommend(
+            &m,
+            "stranger",
+            &RecommendOptions {
+                strict: true,
+                ..base.clone()
+            }
+        )
+        .is_err());
+        let short = recommend(
+            &m,
+            "0",
+            &RecommendOptions {
+                min_history: 1000,
+                ..base.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(short.source, Source::Popularity);
+        assert!(short.items.iter().all(|s| !seen.contains(&s.item)));
+    }
+
+    #[test]
+    fn recent_popularity_needs_timestamps() {
+        let m = small_model(true);
+        let r = recommend(&m, "stranger", &RecommendOptions::default()).unwrap();
+        assert_eq!(r.source, Source::RecentPopularity);
+        let r = recommend(
+            &m,
+            "stranger",
+            &RecommendOptions {
+                fallback: Fallback::Overall,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.source, Source::Popularity);
+        assert_eq!(
+            r.items[0].item, "39",
+            "item 39 is the most frequent overall"
+        );
+        let m = small_model(false);
+        assert_eq!(
+            recommend(&m, "stranger", &RecommendOptions::default())
+                .unwrap()
+                .source,
+            Source::Popularity
+        );
+    }
+
+    #[test]
+    fn recommend_all_equals_the_single_user_path() {
+        let m = small_model(false);
+        let mut f = Filters {
+            exclude_seen: true,
+            blocked: None,
+        };
+        f.exclude_items(&m, ["3", "4"]);
+        let users: Vec<u32> = (0..m.n_users() as u32).collect();
+        let mut got = Vec::new();
+        batch::recommend_all(&m, &users, 7, &f, &mut |r| {
+            got.extend_from_slice(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.len(), users.len());
+        for (u, picks) in got {
+            let single = recommend_index(&m, u, 7, &f);
+            assert_eq!(picks.len(), single.len());
+            // Same scores rank by rank; items may swap only within ties
+            // (the matrix product sums in another order than the dot product).
+            for (a, b) in picks.iter().zip(&single) {
+                assert!(
+                    (a.1 - b.1).abs() < 1e-5,
+                    "user {u}: {picks:?} vs {single:?}"
+                );
+                let direct = m.global_mean() * 0.0
+                    + m.item_bias()[a.0 as usize]
+                    + dot(m.user_vector(u), m.item_vector(a.0));
+                assert!(
+                    (direct - a.1).abs() < 1e-5,
+                    "user {u}: item {} scored {} but is {direct}",
+                    a.0,
+                    a.1
+                );
+                assert!(!m.seen(u).contains(&a.0) && !f.blocks(a.0));
+            }
+        }
+    }
+
+    #[test]
+    fn similar_items_are_cosine_neighbours() {
+        let m = small_model(false);
+        let got = similar::similar_items(&m, "0", 5, &Filters::default()).unwrap();
+        assert!(got.iter().all(|&(j, s)| j != 0 && s <= 1.0 + 1e-6));
+        // Items of the same group are the nearest.
+        assert!(
+            got.iter()
+                .all(|&(j, _)| m.item_ids().key(j).to_string().parse::<u32>().unwrap() < 20),
+            "{got:?}"
+        );
+        assert!(similar::similar_items(&m, "nope", 5, &Filters::default()).is_err());
+        let why = explain_item(&m, 1, m.seen(0), 3);
+        assert!(why.len() <= 3 && why.iter().all(|j| m.seen(0).contains(j)));
+    }
+
+    #[test]
+    fn id_lists_read_lines_commas_and_comments() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ids.txt");
+        std::fs::write(&p, "item\n1\n2, 3 # sale\n\n# all gone\nx\n").unwrap();
+        assert_eq!(read_id_list(&p).unwrap(), vec!["1", "2", "3", "x"]);
+        assert!(read_id_list(&d.path().join("missing")).is_err());
     }
 
     #[test]

@@ -143,8 +143,9 @@ impl AlsParams {
         if p.patience == Some(0) {
             return Err(Error::param("patience", 0, "must be ≥ 1"));
         }
-        if !p.implicit && p.solver == Solver::Cg {
-            // Explicit rows are small dense systems: always solved exactly.
+        if !p.implicit && p.reg <= 0.0 {
+            // Σ y yᵀ is singular for rows with fewer than k entries.
+            return Err(Error::param("reg", p.reg, "explicit ALS needs reg > 0"));
         }
         Ok(AlsValidParams(self))
     }
@@ -281,7 +282,9 @@ impl AlsValidParams {
         let has_metric = history
             .iter()
             .any(|h: &EpochReport| h.valid_ndcg.is_some() || h.valid_rmse.is_some());
-        let best_epoch = if has_metric {
+        // The epoch whose factors are kept: the best one only when
+        // early stopping restored it, else the last.
+        let best_epoch = if has_metric && p.patience.is_some() {
             stop.best_epoch()
         } else {
             history.len()
@@ -421,7 +424,9 @@ fn solve_row(
     solve_row_generic::<Plain>(x, y, row, gram, how, s)
 }
 
-/// The same code compiled for AVX2; arithmetic and order are unchanged.
+/// The same code compiled for AVX2 with fused multiply-adds: on a CPU with
+/// them, results differ from the generic path in the last bits (a given
+/// machine still repeats itself exactly).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn solve_row_avx2(
@@ -453,7 +458,7 @@ fn solve_row_generic<M: Madd>(
 }
 
 /// YᵀY for `y` (n × k, row-major), summed over parallel row chunks.
-fn gram(y: &[f32], k: usize) -> Vec<f32> {
+pub(crate) fn gram(y: &[f32], k: usize) -> Vec<f32> {
     const CHUNK: usize = 2048;
     let parts: Vec<Array2<f32>> = y
         .par_chunks(CHUNK * k)

@@ -248,7 +248,9 @@ impl BprValidParams {
         if let Some([a, b, c]) = best {
             (uf, itf, bi) = (a, b, c);
         }
-        let best_epoch = if rank_check.is_some() {
+        // The epoch whose factors are kept: the best one only when
+        // early stopping restored it, else the last.
+        let best_epoch = if rank_check.is_some() && p.patience.is_some() {
             stop.best_epoch()
         } else {
             history.len()

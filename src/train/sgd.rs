@@ -271,7 +271,9 @@ impl SgdValidParams {
             (uf, itf, bu, bi) = (a, b, c, d);
         }
 
-        let best_epoch = if valid_int.is_some() {
+        // The epoch whose factors are kept: the best one only when
+        // early stopping restored it, else the last.
+        let best_epoch = if valid_int.is_some() && p.patience.is_some() {
             stop.best_epoch()
         } else {
             history.len()
