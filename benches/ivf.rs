@@ -57,7 +57,10 @@ fn model() -> Model {
     let t = Instant::now();
     let m = AlsParams {
         factors: K,
-        epochs: 5,
+        epochs: std::env::var("ALS_EPOCHS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
         ..Default::default()
     }
     .check()
@@ -92,6 +95,53 @@ fn bench(c: &mut Criterion) {
         sizes.iter().filter(|&&s| s == 0).count(),
     );
 
+    {
+        let mut norms: Vec<f32> = f.chunks_exact(K).map(|r| dot(r, r).sqrt()).collect();
+        norms.sort_by(|a, b| a.total_cmp(b));
+        let p = |q: f64| norms[((norms.len() - 1) as f64 * q) as usize];
+        println!(
+            "DIAG item norms p1 {} p10 {} p50 {} p90 {} p99 {} max {}",
+            p(0.01),
+            p(0.1),
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            p(1.0)
+        );
+        let mut s = sizes.clone();
+        s.sort();
+        let p = |q: f64| s[((s.len() - 1) as f64 * q) as usize];
+        println!(
+            "DIAG list sizes p10 {} p50 {} p90 {} p99 {}",
+            p(0.1),
+            p(0.5),
+            p(0.9),
+            p(0.99)
+        );
+        let mut list_of = vec![0usize; n_items];
+        for j in 0..clusters {
+            for &i in idx.list(j) {
+                list_of[i as usize] = j;
+            }
+        }
+        let mut lens = Vec::new();
+        let mut distinct = std::collections::HashSet::new();
+        for j in 0..QUERIES {
+            let u = (j * m.n_users() / QUERIES) as u32;
+            for (i, _) in exact(m.user_vector(u), f) {
+                lens.push(sizes[list_of[i as usize]]);
+                distinct.insert(i);
+            }
+        }
+        lens.sort();
+        println!(
+            "DIAG sizes of lists holding exact top-10: p10 {} p50 {} p90 {}; distinct top items {}",
+            lens[lens.len() / 10],
+            lens[lens.len() / 2],
+            lens[lens.len() * 9 / 10],
+            distinct.len()
+        );
+    }
     // Users spread over the whole id range.
     let users: Vec<u32> = (0..QUERIES)
         .map(|j| (j * m.n_users() / QUERIES) as u32)
@@ -101,6 +151,7 @@ fn bench(c: &mut Criterion) {
     for probe in PROBES {
         let mut hits = 0usize;
         let mut scanned = 0usize;
+        let mut hits_seen = 0usize;
         for (&u, want) in users.iter().zip(&truth) {
             let got = idx.search(m.user_vector(u), f, None, N, probe, &none);
             hits += got
@@ -116,6 +167,10 @@ fn bench(c: &mut Criterion) {
             idx.search(m.user_vector(u), f, None, N, probe, &count);
             scanned += counted.get();
         }
+        println!(
+            "DIAG seen-excluded recall {:.4}",
+            hits_seen as f64 / (QUERIES * N) as f64
+        );
         println!(
             "probe {probe:>4}/{clusters}: recall@{N} {:.4}, items scored {:.1}% ({QUERIES} users)",
             hits as f64 / (QUERIES * N) as f64,

@@ -50,6 +50,77 @@ pub enum Command {
     Synth(SynthArgs),
     /// Load interaction data and report what was read (rows, ids, duplicates, time).
     Inspect(InspectArgs),
+    /// Serve recommendations over HTTP (JSON), reloading the model when it changes.
+    Serve(ServeArgs),
+    /// Drive a running service over loopback and report throughput and latency.
+    Loadtest(LoadtestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A model file, or a registry pointer such as models/current (watched).
+    #[arg(long, short = 'm', default_value = "models/current")]
+    pub model: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Bearer token for the admin routes (PUT /v1/availability); without it
+    /// they are off.
+    #[arg(long, env = "RECSYS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Requests in flight at most; beyond, 503 with Retry-After.
+    #[arg(long, default_value_t = 4096)]
+    pub max_concurrency: usize,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub body_limit: usize,
+    /// How often to check the model path for a new model, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub watch_ms: u64,
+    /// Unknown users get 404 instead of popular items.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// The service (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Draw user ids from this model's users.
+    #[arg(long, short = 'm', default_value = "models/current")]
+    pub model: PathBuf,
+    /// Concurrent connections.
+    #[arg(long, short = 'c', default_value_t = 100)]
+    pub connections: usize,
+    /// Seconds to run.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    pub duration: f64,
+    /// Open loop at this many requests/s (default: closed loop, as fast as it can).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_requests: u64,
+    /// Recommendations per request.
+    #[arg(short = 'n', long = "n", default_value_t = 10)]
+    pub n: usize,
+    /// Rewrite this pointer file (same content) every --reload-every seconds.
+    #[arg(long, requires = "reload_every")]
+    pub reload_path: Option<PathBuf>,
+    #[arg(long, requires = "reload_path")]
+    pub reload_every: Option<f64>,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -395,6 +466,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info(a),
         Command::Synth(a) => synth(a),
         Command::Inspect(a) => inspect(a),
+        Command::Serve(a) => serve(a),
+        Command::Loadtest(a) => loadtest(a),
     }
 }
 
@@ -1186,4 +1259,81 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = threads {
+        if t == 0 {
+            bail!("--threads must be ≥ 1");
+        }
+        b.worker_threads(t);
+    }
+    Ok(b.enable_all().build()?)
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    if a.max_concurrency == 0 || a.timeout_ms == 0 || a.watch_ms == 0 {
+        bail!("--max-concurrency, --timeout-ms and --watch-ms must be ≥ 1");
+    }
+    let opts = crate::serve::ServeOptions {
+        model_path: a.model.clone(),
+        admin_token: a.admin_token.filter(|t| !t.is_empty()),
+        max_concurrency: a.max_concurrency,
+        timeout: std::time::Duration::from_millis(a.timeout_ms),
+        body_limit: a.body_limit,
+        watch_interval: std::time::Duration::from_millis(a.watch_ms),
+        strict: a.strict,
+    };
+    runtime(a.threads)?
+        .block_on(crate::serve::run(opts, a.addr))
+        .with_context(|| format!("serving {} on {}", a.model.display(), a.addr))
+}
+
+fn loadtest(a: LoadtestArgs) -> Result<()> {
+    if !(a.duration > 0.0 && a.duration <= 3600.0) {
+        bail!("--duration must be in (0, 3600] seconds");
+    }
+    let model = load_model(&crate::model::resolve_model_path(&a.model)?)?;
+    let users: Vec<String> = (0..model.n_users() as u32)
+        .map(|u| model.user_ids().key(u).to_string())
+        .collect();
+    drop(model);
+    let o = crate::loadtest::LoadOptions {
+        addr: a.addr,
+        connections: a.connections,
+        duration: std::time::Duration::from_secs_f64(a.duration),
+        rate: a.rate,
+        max_requests: a.max_requests,
+        users,
+        query: format!("n={}&exclude_seen=true", a.n),
+        reload_every: a.reload_every.map(std::time::Duration::from_secs_f64),
+        reload_path: a.reload_path,
+        seed: a.seed,
+    };
+    let r = runtime(Some(a.threads))?.block_on(crate::loadtest::run(o))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} requests in {:.1}s: {:.0} req/s; {} non-2xx, {} errors; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms{}",
+            r.requests,
+            r.seconds,
+            r.requests_per_second,
+            r.non_2xx,
+            r.errors,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            if r.reloads_triggered > 0 { format!("; {} reloads triggered", r.reloads_triggered) } else { String::new() }
+        );
+    }
+    Ok(())
 }

@@ -12,8 +12,10 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod interactions;
+pub mod loadtest;
 pub mod model;
 pub mod score;
+pub mod serve;
 pub mod train;
 mod util;
 

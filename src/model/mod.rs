@@ -91,6 +91,28 @@ impl ModelMeta {
     }
 }
 
+/// The model file a path designates: the path itself, or, when it is a
+/// small text file (a registry's `current`), the file it names, relative to
+/// its folder. Model files are binary (they start with a length), so the two
+/// cannot be confused.
+pub fn resolve_model_path(path: &std::path::Path) -> crate::Result<std::path::PathBuf> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    let mut head = Vec::new();
+    f.take(4097)
+        .read_to_end(&mut head)
+        .map_err(|e| crate::Error::io(path, e))?;
+    let text = match std::str::from_utf8(&head) {
+        Ok(t) if head.len() <= 4096 && !t.contains('\0') => t.trim(),
+        _ => return Ok(path.to_path_buf()),
+    };
+    if text.is_empty() || text.contains('\n') || text.starts_with('{') {
+        return Ok(path.to_path_buf());
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    Ok(dir.join(text))
+}
+
 /// Item counts over the newest 10% of entries by timestamp (ties broken by
 /// position), or `None` without timestamps.
 fn recent_popularity(t: &Interactions) -> Option<Vec<f32>> {

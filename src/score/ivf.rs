@@ -157,7 +157,11 @@ impl IvfIndex {
 
         let t0 = std::time::Instant::now();
         let mut rng = StdRng::seed_from_u64(seed);
-        let m = n.min(KMEANS_SAMPLE.max(n_clusters));
+        let cap: usize = std::env::var("IVF_SAMPLE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(KMEANS_SAMPLE);
+        let m = n.min(cap.max(n_clusters));
         let mut sample = Vec::with_capacity(m * k);
         if m == n {
             sample.extend_from_slice(item_factors);
@@ -173,7 +177,12 @@ impl IvfIndex {
         let fitted = KMeans::params_with_rng(n_clusters, rng)
             .n_runs(1)
             .init_method(KMeansInit::Random)
-            .max_n_iterations(KMEANS_ITERATIONS)
+            .max_n_iterations(
+                std::env::var("IVF_ITERS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(KMEANS_ITERATIONS),
+            )
             .tolerance(1e-4)
             .fit(&DatasetBase::from(records))
             .map_err(|e| Error::Other(format!("k-means on the item factors: {e}")))?;
@@ -420,9 +429,11 @@ fn parse(bytes: &[u8], n_items: usize, k: usize, expected_fingerprint: &str) -> 
     }
     match md.get(META_FINGERPRINT) {
         Some(f) if f == expected_fingerprint => {}
-        Some(f) => return Err(format!(
+        Some(f) => {
+            return Err(format!(
             "the index was built for model data {f:?}, not this model's {expected_fingerprint:?}"
-        )),
+        ))
+        }
         None => return Err(format!("missing `{META_FINGERPRINT}` metadata")),
     }
     let st =

@@ -202,16 +202,23 @@ pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f3
         return Vec::new();
     }
     let mut heap: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::with_capacity(n.min(4096) + 1);
+    // Score of the worst kept candidate: most items fall below it and are
+    // rejected by one float comparison.
+    let mut floor = f32::NEG_INFINITY;
     for (i, s) in scores {
-        if s.is_nan() {
+        if s < floor || s.is_nan() {
             continue;
         }
         if heap.len() < n {
             heap.push(std::cmp::Reverse(Cand(s, i)));
+            if heap.len() == n {
+                floor = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+            }
         } else if let Some(worst) = heap.peek() {
             if Cand(s, i) > worst.0 {
                 heap.pop();
                 heap.push(std::cmp::Reverse(Cand(s, i)));
+                floor = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
             }
         }
     }

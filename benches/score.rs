@@ -1,0 +1,77 @@
+//! Scoring speed on an ml-1m implicit ALS model (k = 64): recommend-all
+//! (users/s) and single-user top-10 latency (criterion's estimate, plus
+//! p50/p99 over 5,000 random users, printed). `cargo bench --bench score`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::{Rng, SeedableRng};
+use recsys::data::{load, LoadOptions};
+use recsys::model::Model;
+use recsys::score::{self, batch, Filters, RecommendOptions};
+use recsys::train::als::AlsParams;
+
+fn model() -> Model {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/bench/splits/ml-1m_implicit_train.csv");
+    let x = load(
+        &[path.to_string_lossy().into_owned()],
+        &LoadOptions::default(),
+    )
+    .expect("ml-1m implicit split")
+    .0;
+    AlsParams::default()
+        .check()
+        .unwrap()
+        .fit(&x, None, &mut |_| {})
+        .unwrap()
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+fn bench(c: &mut Criterion) {
+    let m = model();
+    let users: Vec<u32> = (0..m.n_users() as u32).collect();
+    let f = Filters {
+        exclude_seen: true,
+        blocked: None,
+    };
+    let mut g = c.benchmark_group("score-ml1m");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(users.len() as u64));
+    g.bench_function("recommend-all/top10/k=64", |b| {
+        b.iter(|| batch::recommend_all(&m, &users, 10, &f, &mut |_| Ok(())).unwrap())
+    });
+    g.throughput(Throughput::Elements(1));
+    let opts = RecommendOptions::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    g.bench_function("recommend-one/top10/k=64", |b| {
+        b.iter(|| {
+            let u = m
+                .user_ids()
+                .key(rng.gen_range(0..m.n_users() as u32))
+                .to_string();
+            score::recommend(&m, &u, &opts).unwrap()
+        })
+    });
+    g.finish();
+    let mut lat = Vec::new();
+    for _ in 0..5000 {
+        let u = m
+            .user_ids()
+            .key(rng.gen_range(0..m.n_users() as u32))
+            .to_string();
+        let t = Instant::now();
+        std::hint::black_box(score::recommend(&m, &u, &opts).unwrap());
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let (p50, p99) = percentiles(lat);
+    println!("single-user top-10, exact, ml-1m: p50 {p50:.1} µs, p99 {p99:.1} µs");
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
