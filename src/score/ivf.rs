@@ -44,7 +44,8 @@ use std::path::Path;
 use linfa::traits::Fit;
 use linfa::DatasetBase;
 use linfa_clustering::{KMeans, KMeansInit};
-use ndarray::Array2;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -186,7 +187,7 @@ impl IvfIndex {
             .tolerance(1e-4)
             .fit(&DatasetBase::from(records))
             .map_err(|e| Error::Other(format!("k-means on the item factors: {e}")))?;
-        let centroids: Vec<f32> = fitted.centroids().iter().copied().collect();
+        let mut centroids: Vec<f32> = fitted.centroids().iter().copied().collect();
         if centroids.len() != n_clusters * k || centroids.iter().any(|x| !x.is_finite()) {
             return Err(Error::Other(
                 "k-means on the item factors gave invalid centroids".into(),
@@ -194,8 +195,14 @@ impl IvfIndex {
         }
 
         eprintln!("TIMING kmeans fit {:.2}s", t0.elapsed().as_secs_f64());
-        let nearest = assign(item_factors, k, &centroids);
+        let mut nearest = assign(item_factors, k, &centroids);
         eprintln!("TIMING assign {:.2}s", t0.elapsed().as_secs_f64());
+        let refine: usize = std::env::var("IVF_REFINE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        for _ in 0..refine {
+            recenter(item_factors, k, &mut centroids, &nearest);
+            nearest = assign(item_factors, k, &centroids);
+        }
+        eprintln!("TIMING refine {:.2}s", t0.elapsed().as_secs_f64());
         let (indptr, items) = group(&nearest, n_clusters);
         Ok(IvfIndex {
             k,
@@ -370,22 +377,63 @@ impl IvfIndex {
 }
 
 /// Index of the nearest centroid (L2) of every item: the largest
-/// `x·c − ½‖c‖²`, ties to the lower index. Parallel over items.
+/// `x·c − ½‖c‖²`, ties to the lower index. Blocks of items against all
+/// centroids as one matrix product each, blocks in parallel.
 fn assign(item_factors: &[f32], k: usize, centroids: &[f32]) -> Vec<u32> {
-    let half_norms: Vec<f32> = centroids.chunks_exact(k).map(|c| 0.5 * dot(c, c)).collect();
-    item_factors
-        .par_chunks_exact(k)
-        .map(|x| {
-            let mut best = (f32::NEG_INFINITY, 0u32);
-            for (j, (c, h)) in centroids.chunks_exact(k).zip(&half_norms).enumerate() {
-                let s = dot(x, c) - h;
-                if s > best.0 {
-                    best = (s, j as u32);
-                }
+    const BLOCK: usize = 512;
+    let c = centroids.len() / k;
+    let cent = ArrayView2::from_shape((c, k), centroids).expect("C × k centroids");
+    let half_norms: Vec<f32> = centroids
+        .chunks_exact(k)
+        .map(|c| 0.5 * dot(c, c))
+        .collect();
+    let blocks: Vec<Vec<u32>> = item_factors
+        .par_chunks(BLOCK * k)
+        .map_init(
+            || Array2::<f32>::zeros((BLOCK, c)),
+            |scores, block| {
+                let rows = block.len() / k;
+                let x = ArrayView2::from_shape((rows, k), block).expect("rows × k block");
+                let mut s = scores.slice_mut(s![..rows, ..]);
+                general_mat_mul(1.0, &x, &cent.t(), 0.0, &mut s);
+                s.rows()
+                    .into_iter()
+                    .map(|r| {
+                        let mut best = (f32::NEG_INFINITY, 0u32);
+                        for (j, (&v, &h)) in r.iter().zip(&half_norms).enumerate() {
+                            if v - h > best.0 {
+                                best = (v - h, j as u32);
+                            }
+                        }
+                        best.1
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    blocks.concat()
+}
+
+/// One Lloyd step on all items: each centroid moves to the mean of its
+/// items (an empty list keeps its centroid).
+fn recenter(item_factors: &[f32], k: usize, centroids: &mut [f32], nearest: &[u32]) {
+    let c = centroids.len() / k;
+    let mut sums = vec![0f64; c * k];
+    let mut counts = vec![0usize; c];
+    for (x, &j) in item_factors.chunks_exact(k).zip(nearest) {
+        let j = j as usize;
+        counts[j] += 1;
+        for (s, &v) in sums[j * k..(j + 1) * k].iter_mut().zip(x) {
+            *s += v as f64;
+        }
+    }
+    for j in 0..c {
+        if counts[j] > 0 {
+            for (o, &s) in centroids[j * k..(j + 1) * k].iter_mut().zip(&sums[j * k..(j + 1) * k]) {
+                *o = (s / counts[j] as f64) as f32;
             }
-            best.1
-        })
-        .collect()
+        }
+    }
 }
 
 /// CSR lists from each item's list index (a counting sort: items stay

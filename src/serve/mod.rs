@@ -287,12 +287,12 @@ async fn user_recommendations(
     State(st): State<Arc<AppState>>,
     UrlPath(user): UrlPath<String>,
     q: Result<Query<RecQuery>, QueryRejection>,
-) -> AppResult {
+) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let served = st.current.load();
     let o = q.options(&served, st.opts.strict)?;
     match score::recommend(&served.model, &user, &o) {
-        Ok(r) => Ok(Json(serde_json::to_value(r).unwrap_or_default())),
+        Ok(r) => Ok(Json(r).into_response()),
         Err(crate::Error::UnknownUser(u)) => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("unknown user {u:?}"),
