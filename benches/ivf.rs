@@ -160,9 +160,18 @@ fn bench(c: &mut Criterion) {
                 .count();
             let seen = m.seen(u);
             let sk = |i: u32| seen.binary_search(&i).is_ok();
-            let w2 = top_n(f.chunks_exact(K).enumerate().filter(|(i, _)| !sk(*i as u32)).map(|(i, r)| (i as u32, dot(m.user_vector(u), r))), N);
+            let w2 = top_n(
+                f.chunks_exact(K)
+                    .enumerate()
+                    .filter(|(i, _)| !sk(*i as u32))
+                    .map(|(i, r)| (i as u32, dot(m.user_vector(u), r))),
+                N,
+            );
             let g2 = idx.search(m.user_vector(u), f, None, N, probe, &sk);
-            hits_seen += g2.iter().filter(|(i, _)| w2.iter().any(|w| w.0 == *i)).count();
+            hits_seen += g2
+                .iter()
+                .filter(|(i, _)| w2.iter().any(|w| w.0 == *i))
+                .count();
             // Items scored = what an item counter in `skip` sees.
             let counted = std::cell::Cell::new(0usize);
             let count = |_: u32| {

@@ -50,6 +50,8 @@ pub enum Command {
     Synth(SynthArgs),
     /// Load interaction data and report what was read (rows, ids, duplicates, time).
     Inspect(InspectArgs),
+    /// Build the approximate top-N index (k-means IVF) beside a model.
+    Index(IndexArgs),
     /// Serve recommendations over HTTP (JSON), reloading the model when it changes.
     Serve(ServeArgs),
     /// Drive a running service over loopback and report throughput and latency.
@@ -329,6 +331,12 @@ pub struct RecommendArgs {
     /// List, for each recommended item, the user's items most like it.
     #[arg(long)]
     pub explain: bool,
+    /// `ivf`: use the approximate index beside the model (`recsys index`).
+    #[arg(long, value_enum)]
+    pub index: Option<IndexKind>,
+    /// With --index ivf: clusters to score.
+    #[arg(long, default_value_t = 8)]
+    pub probe: usize,
     /// Item titles: MovieLens u.item, movies.dat or movies.csv.
     #[arg(long)]
     pub titles: Option<PathBuf>,
@@ -378,6 +386,22 @@ impl FilterArgs {
         }
         Ok(())
     }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum IndexKind {
+    Ivf,
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    #[arg(long, short = 'm', default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Lists (k-means clusters); default about 4·√items.
+    #[arg(long)]
+    pub clusters: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -466,6 +490,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info(a),
         Command::Synth(a) => synth(a),
         Command::Inspect(a) => inspect(a),
+        Command::Index(a) => index(a),
         Command::Serve(a) => serve(a),
         Command::Loadtest(a) => loadtest(a),
     }
@@ -923,6 +948,38 @@ fn recommend(mut a: RecommendArgs) -> Result<()> {
         explain: if a.explain { 3 } else { 0 },
     };
     let recs = match (&a.user, &a.items) {
+        (Some(u), _) if a.index.is_some() => {
+            let file = crate::model::resolve_model_path(&a.model)?;
+            let ipath = score::ivf_path(&file);
+            let idx = score::ivf::IvfIndex::load(
+                &ipath,
+                model.n_items(),
+                model.factors(),
+                &model.meta().data.fingerprint,
+            )
+            .with_context(|| {
+                format!(
+                    "loading index {} (build it with `recsys index`)",
+                    ipath.display()
+                )
+            })?;
+            match model
+                .user_ids()
+                .get(u)
+                .filter(|&x| model.history_len(x) >= opts.min_history)
+            {
+                Some(x) => {
+                    let picks =
+                        score::recommend_index_ivf(&model, &idx, x, opts.n, &opts.filters, a.probe);
+                    score::RecList {
+                        user: u.clone(),
+                        source: score::Source::Model,
+                        items: score::to_scored(&model, &picks, model.seen(x), opts.explain),
+                    }
+                }
+                None => score::recommend(&model, u, &opts)?,
+            }
+        }
         (Some(u), _) => score::recommend(&model, u, &opts)?,
         (None, Some(items)) => {
             let given = score::foldin::parse_items(items)?;
@@ -1335,5 +1392,25 @@ fn loadtest(a: LoadtestArgs) -> Result<()> {
             if r.reloads_triggered > 0 { format!("; {} reloads triggered", r.reloads_triggered) } else { String::new() }
         );
     }
+    Ok(())
+}
+
+fn index(a: IndexArgs) -> Result<()> {
+    let file = crate::model::resolve_model_path(&a.model)?;
+    let model = load_model(&file)?;
+    let c = a
+        .clusters
+        .unwrap_or_else(|| score::ivf::default_clusters(model.n_items()));
+    let t0 = std::time::Instant::now();
+    let idx = score::ivf::IvfIndex::build(model.item_factors(), model.factors(), c, a.seed)?;
+    let out = score::ivf_path(&file);
+    idx.save(&out, &model.meta().data.fingerprint)?;
+    println!(
+        "{} lists over {} items in {:.2}s → {}",
+        idx.n_clusters(),
+        model.n_items(),
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(())
 }

@@ -9,6 +9,8 @@ mod implicit;
 mod model_file;
 #[path = "suite/quality.rs"]
 mod quality;
+#[path = "suite/scoring.rs"]
+mod scoring;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

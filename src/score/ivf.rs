@@ -197,7 +197,10 @@ impl IvfIndex {
         eprintln!("TIMING kmeans fit {:.2}s", t0.elapsed().as_secs_f64());
         let mut nearest = assign(item_factors, k, &centroids);
         eprintln!("TIMING assign {:.2}s", t0.elapsed().as_secs_f64());
-        let refine: usize = std::env::var("IVF_REFINE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let refine: usize = std::env::var("IVF_REFINE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         for _ in 0..refine {
             recenter(item_factors, k, &mut centroids, &nearest);
             nearest = assign(item_factors, k, &centroids);
@@ -383,10 +386,7 @@ fn assign(item_factors: &[f32], k: usize, centroids: &[f32]) -> Vec<u32> {
     const BLOCK: usize = 512;
     let c = centroids.len() / k;
     let cent = ArrayView2::from_shape((c, k), centroids).expect("C × k centroids");
-    let half_norms: Vec<f32> = centroids
-        .chunks_exact(k)
-        .map(|c| 0.5 * dot(c, c))
-        .collect();
+    let half_norms: Vec<f32> = centroids.chunks_exact(k).map(|c| 0.5 * dot(c, c)).collect();
     let blocks: Vec<Vec<u32>> = item_factors
         .par_chunks(BLOCK * k)
         .map_init(
@@ -429,7 +429,10 @@ fn recenter(item_factors: &[f32], k: usize, centroids: &mut [f32], nearest: &[u3
     }
     for j in 0..c {
         if counts[j] > 0 {
-            for (o, &s) in centroids[j * k..(j + 1) * k].iter_mut().zip(&sums[j * k..(j + 1) * k]) {
+            for (o, &s) in centroids[j * k..(j + 1) * k]
+                .iter_mut()
+                .zip(&sums[j * k..(j + 1) * k])
+            {
                 *o = (s / counts[j] as f64) as f32;
             }
         }

@@ -323,6 +323,48 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
     recommend_vector(model, model.user_vector(u), base, n, filters, seen)
 }
 
+/// [`recommend_index`] through an approximate IVF index: only the items of
+/// the `probe` clusters nearest to the user's vector are scored.
+pub fn recommend_index_ivf(
+    model: &Model,
+    index: &ivf::IvfIndex,
+    u: u32,
+    n: usize,
+    filters: &Filters,
+    probe: usize,
+) -> Vec<(u32, f32)> {
+    let seen = if filters.exclude_seen {
+        model.seen(u)
+    } else {
+        &[]
+    };
+    let base = if model.meta().implicit {
+        0.0
+    } else {
+        model.global_mean() + model.user_bias()[u as usize]
+    };
+    let skip = |i: u32| filters.blocks(i) || seen.binary_search(&i).is_ok();
+    let mut picks = index.search(
+        model.user_vector(u),
+        model.item_factors(),
+        Some(model.item_bias()),
+        n,
+        probe,
+        &skip,
+    );
+    for p in &mut picks {
+        p.1 += base;
+    }
+    picks
+}
+
+/// Where a model's IVF index lives: beside the model file, `<model>.ivf`.
+pub fn ivf_path(model_file: &std::path::Path) -> std::path::PathBuf {
+    let mut s = model_file.as_os_str().to_owned();
+    s.push(".ivf");
+    std::path::PathBuf::from(s)
+}
+
 /// Top-`n` for any user vector `p` (a known user's, or folded in): scores
 /// `base + b_i + p·q_i`, skipping `skip` (sorted) and blocked items.
 pub fn recommend_vector(
