@@ -1378,7 +1378,7 @@ fn loadtest(a: LoadtestArgs) -> Result<()> {
             r.p90_ms,
             r.p99_ms,
             r.max_ms,
-            if r.reloads_triggered > 0 { format!("; {} reloads triggered", r.reloads_triggered) } else { String::new() }
+            if r.non_2xx > 0 { format!(" (2xx only: p50 {:.2} ms, p99 {:.2} ms)", r.ok_p50_ms, r.ok_p99_ms) } else { String::new() } + &if r.reloads_triggered > 0 { format!("; {} reloads triggered", r.reloads_triggered) } else { String::new() }
         );
     }
     Ok(())

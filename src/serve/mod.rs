@@ -580,6 +580,14 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
             r
         }
         Ok(permit) => {
+            // Scoring is CPU work that runs to completion once started, so
+            // without a yield a worker would admit and finish one request at
+            // a time and the permits would never run out: the queue would
+            // grow unseen in the connections. Yielding once after admission
+            // lets every ready request take its permit first, so the permits
+            // count the requests waiting for a CPU, and the ones beyond the
+            // limit are turned away at once.
+            tokio::task::yield_now().await;
             let r = match tokio::time::timeout(st.opts.timeout, next.run(req)).await {
                 Ok(r) => r,
                 Err(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "request timed out".into())
@@ -665,9 +673,14 @@ pub async fn shutdown_signal() {
 pub async fn run(opts: ServeOptions, addr: std::net::SocketAddr) -> crate::Result<()> {
     let state = AppState::new(opts)?;
     spawn_reloaders(Arc::clone(&state));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| crate::Error::Other(format!("binding {addr}: {e}")))?;
+    // A deep accept backlog: a flash sale opens thousands of connections at once.
+    let bind = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(4096)
+    };
+    let listener = bind().map_err(|e| crate::Error::Other(format!("binding {addr}: {e}")))?;
     let local = listener
         .local_addr()
         .map_err(|e| crate::Error::Other(e.to_string()))?;
