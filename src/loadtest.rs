@@ -114,12 +114,24 @@ struct Shared {
     errors: AtomicU64,
 }
 
-async fn connection(o: Arc<LoadOptions>, sh: Arc<Shared>, conn: usize, ready: Arc<tokio::sync::Barrier>, start: Arc<std::sync::OnceLock<Instant>>) -> Vec<u32> {
+async fn connection(
+    o: Arc<LoadOptions>,
+    sh: Arc<Shared>,
+    conn: usize,
+    ready: Arc<tokio::sync::Barrier>,
+    start: Arc<std::sync::OnceLock<Instant>>,
+) -> Vec<u32> {
     let mut lat = Vec::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed ^ (conn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        o.seed ^ (conn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
     // Connect before the clock starts (as wrk does): connection setup is not
     // request latency.
-    let mut stream: Option<TcpStream> = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(o.addr)).await.ok().and_then(|r| r.ok());
+    let mut stream: Option<TcpStream> =
+        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(o.addr))
+            .await
+            .ok()
+            .and_then(|r| r.ok());
     if let Some(s) = &stream {
         let _ = s.set_nodelay(true);
     }
@@ -175,7 +187,11 @@ async fn connection(o: Arc<LoadOptions>, sh: Arc<Shared>, conn: usize, ready: Ar
             Ok(status) => {
                 // The top bit marks a non-2xx answer.
                 let us = scheduled.elapsed().as_micros().min((u32::MAX >> 1) as u128) as u32;
-                lat.push(if (200..300).contains(&status) { us } else { us | 1 << 31 });
+                lat.push(if (200..300).contains(&status) {
+                    us
+                } else {
+                    us | 1 << 31
+                });
                 if (200..300).contains(&status) {
                     sh.ok.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -237,7 +253,15 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport> {
     let ready = Arc::new(tokio::sync::Barrier::new(o.connections + 1));
     let start_at = Arc::new(std::sync::OnceLock::new());
     let tasks: Vec<_> = (0..o.connections)
-        .map(|c| tokio::spawn(connection(Arc::clone(&o), Arc::clone(&sh), c, Arc::clone(&ready), Arc::clone(&start_at))))
+        .map(|c| {
+            tokio::spawn(connection(
+                Arc::clone(&o),
+                Arc::clone(&sh),
+                c,
+                Arc::clone(&ready),
+                Arc::clone(&start_at),
+            ))
+        })
         .collect();
     ready.wait().await;
     let start = *start_at.get_or_init(Instant::now);
@@ -267,7 +291,13 @@ pub async fn run(o: LoadOptions) -> Result<LoadReport> {
     let mut lat: Vec<u32> = lat.into_iter().map(|l| l & !(1 << 31)).collect();
     lat.sort_unstable();
     ok_lat.sort_unstable();
-    let at = |v: &[u32], p: f64| if v.is_empty() { 0.0 } else { v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0 };
+    let at = |v: &[u32], p: f64| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        }
+    };
     let pct = |p: f64| at(&lat, p);
     let (ok, non_2xx, errors) = (
         sh.ok.load(Ordering::Relaxed),

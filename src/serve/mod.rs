@@ -675,7 +675,11 @@ pub async fn run(opts: ServeOptions, addr: std::net::SocketAddr) -> crate::Resul
     spawn_reloaders(Arc::clone(&state));
     // A deep accept backlog: a flash sale opens thousands of connections at once.
     let bind = || -> std::io::Result<tokio::net::TcpListener> {
-        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
         socket.listen(4096)

@@ -231,10 +231,18 @@ impl AlsValidParams {
             solver: p.solver,
             cg_steps: p.cg_steps,
         };
+        // Explicit ALS learns user and item biases with the factors.
+        let mut ub = vec![0f32; nu];
+        let mut ib = vec![0f32; ni];
         for epoch in 1..=p.epochs {
             let t0 = Instant::now();
-            solve.sweep(&mut uf, &itf, &by_user);
-            solve.sweep(&mut itf, &uf, &by_item);
+            if p.implicit {
+                solve.sweep(&mut uf, &itf, &by_user);
+                solve.sweep(&mut itf, &uf, &by_item);
+            } else {
+                solve.sweep_biased(&mut uf, &mut ub, &itf, &ib, &by_user);
+                solve.sweep_biased(&mut itf, &mut ib, &uf, &ub, &by_item);
+            }
             let seconds = t0.elapsed().as_secs_f64();
             let mut report = EpochReport {
                 epoch,
@@ -243,12 +251,14 @@ impl AlsValidParams {
                 ..Default::default()
             };
             if !p.implicit {
-                report.train_rmse = Some(rmse_rows(&by_user, &uf, &itf, k));
+                report.train_rmse = Some(rmse_rows(&by_user, &uf, &itf, &ub, &ib, k));
                 report.valid_rmse = valid.map(|v| {
                     let se: f64 = (0..v.users.len())
                         .map(|n| {
                             let (u, i) = (v.users[n] as usize, v.items[n] as usize);
                             let pred = (mu
+                                + ub[u]
+                                + ib[i]
                                 + dot(&uf[u * k..(u + 1) * k], &itf[i * k..(i + 1) * k]))
                             .clamp(rmin, rmax);
                             ((v.values[n] - pred) as f64).powi(2)
@@ -303,8 +313,8 @@ impl AlsValidParams {
         Ok(Model::from_parts(ModelParts {
             user_factors: uf,
             item_factors: itf,
-            user_bias: vec![0.0; nu],
-            item_bias: vec![0.0; ni],
+            user_bias: ub,
+            item_bias: ib,
             global_mean: mu,
             train,
             meta,
@@ -313,7 +323,7 @@ impl AlsValidParams {
 }
 
 /// Training RMSE of an explicit model (predictions unclipped, centred values).
-fn rmse_rows(rows: &Csr, uf: &[f32], itf: &[f32], k: usize) -> f64 {
+fn rmse_rows(rows: &Csr, uf: &[f32], itf: &[f32], ub: &[f32], ib: &[f32], k: usize) -> f64 {
     let se: f64 = (0..rows.n_rows())
         .into_par_iter()
         .map(|u| {
@@ -322,7 +332,11 @@ fn rmse_rows(rows: &Csr, uf: &[f32], itf: &[f32], k: usize) -> f64 {
                 .iter()
                 .zip(rows.row_values(u))
                 .map(|(&i, &r)| {
-                    ((r - dot(x, &itf[i as usize * k..(i as usize + 1) * k])) as f64).powi(2)
+                    ((r - ub[u]
+                        - ib[i as usize]
+                        - dot(x, &itf[i as usize * k..(i as usize + 1) * k]))
+                        as f64)
+                        .powi(2)
                 })
                 .sum::<f64>()
         })
@@ -371,6 +385,62 @@ struct Scratch {
 impl Solve {
     /// Solves every row of `target` given `other`; `rows` holds each row's
     /// (index into `other`, value) pairs.
+    /// Explicit rows with a bias: row r solves for [x_r, b_r] with features
+    /// [y_i, 1] and targets v − b_i (v already centred on μ), λ on both.
+    fn sweep_biased(
+        &self,
+        target: &mut [f32],
+        bias: &mut [f32],
+        other: &[f32],
+        other_bias: &[f32],
+        rows: &Csr,
+    ) {
+        let k = self.k;
+        let m = k + 1;
+        target
+            .par_chunks_mut(k)
+            .zip(bias.par_iter_mut())
+            .enumerate()
+            .with_min_len(64)
+            .for_each_init(
+                || (vec![0f64; m * m], vec![0f32; m]),
+                |(a, b), (row, (x, bx))| {
+                    let (idx, vals) = (rows.row(row), rows.row_values(row));
+                    let lambda = if self.scale_reg {
+                        self.reg * idx.len().max(1) as f32
+                    } else {
+                        self.reg
+                    } as f64;
+                    a.fill(0.0);
+                    b.fill(0.0);
+                    for (&i, &v) in idx.iter().zip(vals) {
+                        let y = &other[i as usize * k..(i as usize + 1) * k];
+                        let t = v - other_bias[i as usize];
+                        for r in 0..m {
+                            let fr = if r < k { y[r] } else { 1.0 } as f64;
+                            for c in 0..=r {
+                                let fc = if c < k { y[c] } else { 1.0 } as f64;
+                                a[r * m + c] += fr * fc;
+                            }
+                            b[r] += t * fr as f32;
+                        }
+                    }
+                    for r in 0..m {
+                        for c in 0..r {
+                            a[c * m + r] = a[r * m + c];
+                        }
+                        a[r * m + r] += lambda;
+                    }
+                    if let Some(z) = cholesky_solve(a, b, m) {
+                        for (xj, v) in x.iter_mut().zip(&z) {
+                            *xj = *v as f32;
+                        }
+                        *bx = z[k] as f32;
+                    }
+                },
+            );
+    }
+
     fn sweep(&self, target: &mut [f32], other: &[f32], rows: &Csr) {
         let k = self.k;
         let gram = if self.implicit {

@@ -157,7 +157,7 @@ fn ratings_become_positives_and_explicit_als_works() {
     ]);
     let t = ranking(&out);
     assert!(t["precision@10"].as_f64().unwrap() > 0.2, "{t}");
-    // Explicit ALS (weighted-λ) on ratings.
+    // Explicit ALS (weighted-λ, with biases) on ratings, defaults.
     let out = ok(&[
         "train",
         "-q",
@@ -168,13 +168,14 @@ fn ratings_become_positives_and_explicit_als_works() {
         &data("ml-100k/u1.base"),
         "--test",
         &data("ml-100k/u1.test"),
-        "--epochs",
-        "5",
         "--out",
         &m,
     ]);
     let rmse = json(&out)["test"]["rmse"].as_f64().unwrap();
-    assert!(rmse < 1.0, "explicit ALS RMSE {rmse}");
+    assert!(
+        rmse <= 0.9305,
+        "explicit ALS RMSE {rmse} (Spark ALS rank 50: 0.9305)"
+    );
     // Flags that make no sense together are refused before loading.
     let err = fails(&[
         "train",
