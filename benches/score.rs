@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use recsys::data::{load, LoadOptions};
 use recsys::model::Model;
-use recsys::score::{self, batch, Filters, RecommendOptions};
+use recsys::score::{self, batch, ivf, Filters, RecommendOptions};
 use recsys::train::als::AlsParams;
 
 fn model() -> Model {
@@ -71,6 +71,39 @@ fn bench(c: &mut Criterion) {
     }
     let (p50, p99) = percentiles(lat);
     println!("single-user top-10, exact, ml-1m: p50 {p50:.1} µs, p99 {p99:.1} µs");
+
+    // The IVF index on ml-1m: recall@10 against exact, and latency.
+    let idx = ivf::IvfIndex::build(
+        m.item_factors(),
+        m.factors(),
+        ivf::default_clusters(m.n_items()),
+        42,
+    )
+    .unwrap();
+    let users: Vec<u32> = (0..1000)
+        .map(|_| rng.gen_range(0..m.n_users() as u32))
+        .collect();
+    for probe in [4usize, 8, 16, 32] {
+        let (mut hit, mut tot) = (0usize, 0usize);
+        let mut lat = Vec::new();
+        for &u in &users {
+            let exact: Vec<u32> = score::recommend_index(&m, u, 10, &f)
+                .into_iter()
+                .map(|p| p.0)
+                .collect();
+            let t = Instant::now();
+            let approx = score::recommend_index_ivf(&m, &idx, u, 10, &f, probe);
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            hit += approx.iter().filter(|p| exact.contains(&p.0)).count();
+            tot += exact.len();
+        }
+        let (p50, p99) = percentiles(lat);
+        println!(
+            "ml-1m IVF ({} lists) probe {probe}: recall@10 {:.4}, p50 {p50:.1} µs, p99 {p99:.1} µs",
+            idx.n_clusters(),
+            hit as f64 / tot as f64
+        );
+    }
 }
 
 criterion_group!(benches, bench);
