@@ -21,11 +21,14 @@ fn model() -> Model {
     )
     .expect("ml-1m implicit split")
     .0;
-    AlsParams::default()
-        .check()
-        .unwrap()
-        .fit(&x, None, &mut |_| {})
-        .unwrap()
+    AlsParams {
+        factors: 64,
+        ..Default::default()
+    }
+    .check()
+    .unwrap()
+    .fit(&x, None, &mut |_| {})
+    .unwrap()
 }
 
 fn percentiles(mut v: Vec<f64>) -> (f64, f64) {

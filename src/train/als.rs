@@ -48,7 +48,7 @@ pub enum Solver {
 ///
 /// | Name | Default | Purpose | Range |
 /// |---|---|---|---|
-/// | factors | 64 | latent dimensions k | 1..=1024 |
+/// | factors | 128 | latent dimensions k | 1..=1024 |
 /// | epochs | 15 | sweeps (users then items) | 1..=10000 |
 /// | implicit | true | implicit feedback (confidence-weighted) or ratings | |
 /// | reg | 0.1 | L2 penalty λ (per entry of the row with `scale_reg`) | ≥ 0 |
@@ -83,7 +83,7 @@ pub struct AlsParams {
 impl Default for AlsParams {
     fn default() -> Self {
         AlsParams {
-            factors: 64,
+            factors: 128,
             epochs: 15,
             implicit: true,
             reg: 0.1,
@@ -861,6 +861,36 @@ mod tests {
                 m1.user_factors(),
                 "thread count changed the result"
             );
+        }
+    }
+
+    /// With as many CG steps as dimensions, each row solve is exact, so a
+    /// whole fit matches the Cholesky fit factor for factor.
+    #[test]
+    fn cg_with_k_steps_gives_the_cholesky_factors() {
+        let x = blocks();
+        let fit = |solver, cg_steps| {
+            AlsParams {
+                factors: 4,
+                epochs: 5,
+                solver,
+                cg_steps,
+                threads: Some(1),
+                ..Default::default()
+            }
+            .check()
+            .unwrap()
+            .fit(&x, None, &mut |_| {})
+            .unwrap()
+        };
+        let (a, b) = (fit(Solver::Cg, 4), fit(Solver::Cholesky, 4));
+        for (p, q) in a
+            .user_factors()
+            .iter()
+            .zip(b.user_factors())
+            .chain(a.item_factors().iter().zip(b.item_factors()))
+        {
+            assert!((p - q).abs() < 1e-4, "{p} vs {q}");
         }
     }
 

@@ -219,3 +219,31 @@ fn lightgcn_adjacency_lists_load() {
     let err = fails(&["inspect", "--data", &bad]);
     assert!(err.contains("adj.txt:2") && err.contains("item 2"), "{err}");
 }
+
+#[test]
+fn gowalla_with_defaults_reaches_recall_016() {
+    let g = |f: &str| data(&format!("gowalla-lightgcn/{f}"));
+    let d = tmp();
+    let out = ok(&[
+        "train",
+        "-q",
+        "--json",
+        "--implicit",
+        "--data",
+        &g("train.txt"),
+        "--data",
+        &g("valid.txt"),
+        "--test",
+        &g("test.txt"),
+        "--eval-k",
+        "20",
+        "--out",
+        &p(&d, "gw.st"),
+    ]);
+    let t = ranking(&out);
+    let r20 = t["recall@20"].as_f64().unwrap();
+    assert!(
+        r20 >= 0.16,
+        "Gowalla recall@20 {r20} with defaults (MF-BPR 0.1291, LightGCN 0.1830)"
+    );
+}
