@@ -117,20 +117,9 @@ impl BprValidParams {
         valid: Option<&Validation>,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
-        if train.is_empty() {
-            return Err(Error::Other(
-                "no training data: every entry was filtered out or held out".into(),
-            ));
-        }
+        super::check_fit(train, valid, self.0.patience)?;
         if train.n_items() < 2 {
             return Err(Error::Other("BPR needs at least two items".into()));
-        }
-        if self.0.patience.is_some() && valid.is_none_or(|v| v.is_empty()) {
-            return Err(Error::param(
-                "patience",
-                self.0.patience.unwrap_or(0),
-                "early stopping needs validation data (--validation F)",
-            ));
         }
         let threads = super::effective_threads(self.0.threads);
         with_threads(Some(threads), || {

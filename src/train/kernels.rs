@@ -11,46 +11,13 @@ const WIDE: usize = 4 * LANES;
 /// reduction tree.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut wide = [0f32; WIDE];
-    let split = n / WIDE * WIDE;
-    for (x, y) in a[..split]
-        .chunks_exact(WIDE)
-        .zip(b[..split].chunks_exact(WIDE))
-    {
-        for j in 0..WIDE {
-            wide[j] += x[j] * y[j];
-        }
-    }
-    let mut acc = [0f32; LANES];
-    for j in 0..LANES {
-        acc[j] = (wide[j] + wide[j + LANES]) + (wide[j + 2 * LANES] + wide[j + 3 * LANES]);
-    }
-    let (a, b) = (&a[split..], &b[split..]);
-    let split = a.len() / LANES * LANES;
-    for (x, y) in a[..split]
-        .chunks_exact(LANES)
-        .zip(b[..split].chunks_exact(LANES))
-    {
-        for j in 0..LANES {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in a[split..].iter().zip(&b[split..]) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    dot_m::<Plain>(a, b)
 }
 
 /// `y += alpha * x`.
 #[inline(always)]
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    for (yj, xj) in y.iter_mut().zip(x) {
-        *yj += alpha * xj;
-    }
+    axpy_m::<Plain>(alpha, x, y)
 }
 
 /// `out = Σ_n w[n] · rows[n]` for `rows` stored row-major with `out.len()`
@@ -58,30 +25,7 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// rows, so `out` is written once instead of once per row.
 #[inline(always)]
 pub fn weighted_row_sum(rows: &[f32], w: &[f32], out: &mut [f32]) {
-    let k = out.len();
-    if k == 0 {
-        return;
-    }
-    let mut c0 = 0;
-    while c0 + WIDE <= k {
-        let mut acc = [0f32; WIDE];
-        for (r, &wn) in rows.chunks_exact(k).zip(w) {
-            let seg = &r[c0..c0 + WIDE];
-            for j in 0..WIDE {
-                acc[j] += wn * seg[j];
-            }
-        }
-        out[c0..c0 + WIDE].copy_from_slice(&acc);
-        c0 += WIDE;
-    }
-    if c0 < k {
-        out[c0..].fill(0.0);
-        for (r, &wn) in rows.chunks_exact(k).zip(w) {
-            for (o, &v) in out[c0..].iter_mut().zip(&r[c0..]) {
-                *o += wn * v;
-            }
-        }
-    }
+    weighted_row_sum_m::<Plain>(rows, w, out)
 }
 
 /// The simultaneous SGD step of biased MF for one entry with error `e`:

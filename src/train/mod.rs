@@ -96,6 +96,30 @@ impl EarlyStop {
     }
 }
 
+/// What every trainer checks before fitting: there is data, and early
+/// stopping has validation data to watch.
+pub(crate) fn check_fit(
+    train: &crate::interactions::Interactions,
+    valid: Option<&Validation>,
+    patience: Option<usize>,
+) -> crate::Result<()> {
+    if train.is_empty() {
+        return Err(crate::Error::Other(
+            "no training data: every entry was filtered out or held out".into(),
+        ));
+    }
+    if let Some(p) = patience {
+        if valid.is_none_or(|v| v.is_empty()) {
+            return Err(crate::Error::param(
+                "patience",
+                p,
+                "early stopping needs validation data (--validation F)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `f` on a rayon pool of `threads` threads (all cores when `None`).
 pub(crate) fn with_threads<T: Send>(
     threads: Option<usize>,

@@ -165,18 +165,7 @@ impl SgdValidParams {
         valid: Option<&Validation>,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
-        if train.is_empty() {
-            return Err(Error::Other(
-                "no training data: every entry was filtered out or held out".into(),
-            ));
-        }
-        if self.0.patience.is_some() && valid.is_none_or(|v| v.is_empty()) {
-            return Err(Error::param(
-                "patience",
-                self.0.patience.unwrap_or(0),
-                "early stopping needs validation data (--validation F)",
-            ));
-        }
+        super::check_fit(train, valid, self.0.patience)?;
         let threads = super::effective_threads(self.0.threads);
         with_threads(Some(threads), || {
             self.fit_inner(train, valid, threads, progress)
