@@ -264,13 +264,8 @@ impl AlsValidParams {
             let metric = report.valid_ndcg.map(|v| -v).or(report.valid_rmse);
             history.push(report);
             if let Some(m) = metric {
-                let (improved, stop_now) = stop.observe(epoch, m);
-                if improved && p.patience.is_some() && epoch < p.epochs {
-                    best = Some([uf.clone(), itf.clone()]);
-                } else if improved {
-                    best = None;
-                }
-                if stop_now {
+                if stop.observe_keeping(epoch, m, p.epochs, &mut best, || [uf.clone(), itf.clone()])
+                {
                     break;
                 }
             }

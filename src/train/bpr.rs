@@ -223,13 +223,9 @@ impl BprValidParams {
             let metric = report.valid_ndcg.map(|v| -v);
             history.push(report);
             if let Some(m) = metric {
-                let (improved, stop_now) = stop.observe(epoch, m);
-                if improved && p.patience.is_some() && epoch < p.epochs {
-                    best = Some([uf.clone(), itf.clone(), bi.clone()]);
-                } else if improved {
-                    best = None;
-                }
-                if stop_now {
+                if stop.observe_keeping(epoch, m, p.epochs, &mut best, || {
+                    [uf.clone(), itf.clone(), bi.clone()]
+                }) {
                     break;
                 }
             }

@@ -91,6 +91,25 @@ impl EarlyStop {
         (improved, stop)
     }
 
+    /// [`observe`](Self::observe), keeping in `best` a `snapshot()` of the
+    /// best epoch's factors while stopping early could still restore them
+    /// (not for the last epoch, whose factors are kept anyway). Returns
+    /// whether to stop now.
+    pub(crate) fn observe_keeping<T>(
+        &mut self,
+        epoch: usize,
+        metric: f64,
+        last_epoch: usize,
+        best: &mut Option<T>,
+        snapshot: impl FnOnce() -> T,
+    ) -> bool {
+        let (improved, stop) = self.observe(epoch, metric);
+        if improved {
+            *best = (self.patience.is_some() && epoch < last_epoch).then(snapshot);
+        }
+        stop
+    }
+
     pub(crate) fn best_epoch(&self) -> usize {
         self.best_epoch
     }

@@ -245,13 +245,9 @@ impl SgdValidParams {
             progress(&report);
             history.push(report);
             if let Some(v) = valid_rmse {
-                let (improved, stop_now) = stop.observe(epoch, v);
-                if improved && p.patience.is_some() && epoch < p.epochs {
-                    best = Some([uf.clone(), itf.clone(), bu.clone(), bi.clone()]);
-                } else if improved {
-                    best = None;
-                }
-                if stop_now {
+                if stop.observe_keeping(epoch, v, p.epochs, &mut best, || {
+                    [uf.clone(), itf.clone(), bu.clone(), bi.clone()]
+                }) {
                     break;
                 }
             }
