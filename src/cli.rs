@@ -56,6 +56,43 @@ pub enum Command {
     Serve(ServeArgs),
     /// Drive a running service over loopback and report throughput and latency.
     Loadtest(LoadtestArgs),
+    /// Write a self-contained HTML report: learning curves, metrics against
+    /// the popularity baseline, coverage, sample users.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The model file (or a registry pointer such as models/current).
+    pub model: PathBuf,
+    /// Held-out interactions: metrics next to the popularity baseline.
+    #[arg(long)]
+    pub test: Vec<String>,
+    /// Item titles: MovieLens u.item, movies.dat or movies.csv.
+    #[arg(long)]
+    pub titles: Option<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, short = 'o', default_value = "report.html")]
+    pub out: PathBuf,
+    /// Length of the recommendation lists shown and counted for coverage.
+    #[arg(short = 'n', long = "n", default_value_t = 10)]
+    pub n: usize,
+    /// Cut-offs for the ranking metrics.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    pub k: Vec<usize>,
+    /// Explicit models: held-out rows with value ≥ T are the positives.
+    #[arg(long)]
+    pub positive_threshold: Option<f32>,
+    /// How many users to show (a seeded sample).
+    #[arg(long, default_value_t = 6)]
+    pub sample_users: usize,
+    /// Show these users instead of a sample (repeatable).
+    #[arg(long)]
+    pub user: Vec<String>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +124,10 @@ pub struct ServeArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
+    /// Item titles (MovieLens u.item, movies.dat or movies.csv): answers
+    /// then carry a `title` per item, and the console at / shows them.
+    #[arg(long)]
+    pub titles: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -493,6 +534,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(a) => index(a),
         Command::Serve(a) => serve(a),
         Command::Loadtest(a) => loadtest(a),
+        Command::Report(a) => report(a),
     }
 }
 
@@ -1364,6 +1406,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         body_limit: a.body_limit,
         watch_interval: std::time::Duration::from_millis(a.watch_ms),
         strict: a.strict,
+        titles: read_titles(&a.titles)?.map(std::sync::Arc::new),
     };
     runtime(a.threads)?
         .block_on(crate::serve::run(opts, a.addr))
@@ -1409,6 +1452,48 @@ fn loadtest(a: LoadtestArgs) -> Result<()> {
             if r.non_2xx > 0 { format!(" (2xx only: p50 {:.2} ms, p99 {:.2} ms)", r.ok_p50_ms, r.ok_p99_ms) } else { String::new() } + &if r.reloads_triggered > 0 { format!("; {} reloads triggered", r.reloads_triggered) } else { String::new() }
         );
     }
+    Ok(())
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let o = crate::report::ReportOptions {
+        n: a.n,
+        ks: a.k.clone(),
+        positive_threshold: a.positive_threshold,
+        sample_users: a.sample_users,
+        users: a.user.clone(),
+        seed: a.seed,
+        ..Default::default()
+    };
+    o.check()?;
+    let file = crate::model::resolve_model_path(&a.model)?;
+    let model = load_model(&file)?;
+    let titles = read_titles(&a.titles)?;
+    let test = if a.test.is_empty() {
+        None
+    } else {
+        Some(load_data(&a.test, &a.load.options(), "test")?.0)
+    };
+    let t0 = std::time::Instant::now();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let r = crate::report::build(&model, &name, test.as_ref(), titles.as_ref(), &o)?;
+    let html = r.html()?;
+    crate::report::write(&a.out, &html)
+        .with_context(|| format!("writing report {}", a.out.display()))?;
+    println!(
+        "wrote {} ({} KiB) in {:.2}s: {} epochs, coverage@{} {:.1}% over {} users, {} sample users",
+        a.out.display(),
+        html.len() / 1024,
+        t0.elapsed().as_secs_f64(),
+        r.meta.history.len(),
+        r.coverage.n,
+        r.coverage.coverage * 100.0,
+        r.coverage.users,
+        r.users.len()
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod interactions;
 pub mod loadtest;
 pub mod model;
+pub mod report;
 pub mod score;
 pub mod serve;
 pub mod train;

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `recsys` binary on the real data sets in
 //! `../shared/data` and the peer splits in `../shared/bench/splits`.
 
+#[path = "suite/browser.rs"]
+mod browser;
 #[path = "suite/cli.rs"]
 mod cli;
 #[path = "suite/implicit.rs"]

@@ -9,9 +9,14 @@
 //! Limits: a concurrency limit that answers 503 with `Retry-After` instead of
 //! queueing without bound, a per-request timeout, a body-size limit. Every
 //! bad request gets a 4xx with a JSON body `{"error": …}`.
+//!
+//! `/` serves a small console (`console.html`, embedded at build time):
+//! plain HTML and a little JavaScript against the JSON routes. With item
+//! titles loaded, every item in an answer also carries its `title`.
 
 pub mod metrics;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -22,7 +27,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -53,6 +58,8 @@ pub struct ServeOptions {
     pub watch_interval: Duration,
     /// Unknown users get 404 instead of the popularity fallback.
     pub strict: bool,
+    /// Item id → title; answers then carry a `title` per item.
+    pub titles: Option<Arc<HashMap<String, String>>>,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +72,7 @@ impl Default for ServeOptions {
             body_limit: 1 << 20,
             watch_interval: Duration::from_millis(500),
             strict: false,
+            titles: None,
         }
     }
 }
@@ -210,6 +218,31 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+impl AppState {
+    /// Adds `title` to each entry of `v["items"]` (and to `v` itself when it
+    /// names an `item`), when titles are loaded; answers are unchanged otherwise.
+    fn with_titles(&self, mut v: Value) -> Value {
+        let Some(t) = &self.opts.titles else {
+            return v;
+        };
+        if let Some(title) = v.get("item").and_then(Value::as_str).and_then(|i| t.get(i)) {
+            v["title"] = title.clone().into();
+        }
+        if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+            for it in items {
+                if let Some(title) = it
+                    .get("item")
+                    .and_then(Value::as_str)
+                    .and_then(|i| t.get(i))
+                {
+                    it["title"] = title.clone().into();
+                }
+            }
+        }
+        v
+    }
+}
+
 /// Filters and options accepted by the recommendation routes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,7 +325,9 @@ async fn user_recommendations(
     let served = st.current.load();
     let o = q.options(&served, st.opts.strict)?;
     match score::recommend(&served.model, &user, &o) {
-        Ok(r) => Ok(Json(r).into_response()),
+        Ok(r) => {
+            Ok(Json(st.with_titles(serde_json::to_value(r).unwrap_or_default())).into_response())
+        }
         Err(crate::Error::UnknownUser(u)) => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("unknown user {u:?}"),
@@ -380,11 +415,12 @@ async fn batch_recommendations(
             }
             let users: Vec<String> = users.iter().map(id_text).collect::<Result<_, _>>()?;
             // Large batches are CPU work: off the async workers.
+            let titled = Arc::clone(&st);
             let results = tokio::task::spawn_blocking(move || {
                 users
                     .iter()
                     .map(|u| match score::recommend(&served.model, u, &o) {
-                        Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                        Ok(r) => titled.with_titles(serde_json::to_value(r).unwrap_or_default()),
                         Err(e) => json!({ "user": u, "error": e.to_string() }),
                     })
                     .collect::<Vec<Value>>()
@@ -407,7 +443,9 @@ async fn batch_recommendations(
             }
             let r = foldin::recommend_items(&served.model, &given, &o)
                 .map_err(|e| bad(e.to_string()))?;
-            Ok(Json(serde_json::to_value(r).unwrap_or_default()))
+            Ok(Json(
+                st.with_titles(serde_json::to_value(r).unwrap_or_default()),
+            ))
         }
         _ => Err(bad(
             "give exactly one of `users` (a list of user ids) or `items` (a new user's items)",
@@ -438,9 +476,9 @@ async fn similar_items(
     };
     let o = rq.options(&served, false)?;
     match score::similar::similar_items(&served.model, &item, o.n, &o.filters) {
-        Ok(picks) => Ok(Json(
+        Ok(picks) => Ok(Json(st.with_titles(
             json!({ "item": item, "items": score::to_scored(&served.model, &picks, &[], 0) }),
-        )),
+        ))),
         Err(_) => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("unknown item {item:?}"),
@@ -533,6 +571,27 @@ async fn model_info(State(st): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
+/// One item: its title (when titles are loaded) and training popularity.
+async fn item_info(State(st): State<Arc<AppState>>, UrlPath(item): UrlPath<String>) -> AppResult {
+    let served = st.current.load();
+    let m = &served.model;
+    let Some(i) = m.item_ids().get(&item) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown item {item:?}"),
+        ));
+    };
+    Ok(Json(st.with_titles(json!({
+        "item": item,
+        "popularity": m.item_popularity()[i as usize],
+    }))))
+}
+
+/// The console: one static page, embedded in the binary.
+async fn console() -> Html<&'static str> {
+    Html(include_str!("console.html"))
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -560,6 +619,8 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         Some("/v1/users/{id}/recommendations") => "/v1/users/{id}/recommendations",
         Some("/v1/recommendations") => "/v1/recommendations",
         Some("/v1/items/{id}/similar") => "/v1/items/{id}/similar",
+        Some("/v1/items/{id}") => "/v1/items/{id}",
+        Some("/") => "/",
         Some("/v1/availability") => "/v1/availability",
         Some("/v1/model") => "/v1/model",
         Some("/healthz") => "/healthz",
@@ -613,6 +674,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/users/{id}/recommendations", get(user_recommendations))
         .route("/v1/recommendations", post(batch_recommendations))
         .route("/v1/items/{id}/similar", get(similar_items))
+        .route("/v1/items/{id}", get(item_info))
+        .route("/", get(console))
         .route("/v1/availability", put(put_availability))
         .route("/v1/model", get(model_info))
         .route("/healthz", get(healthz))
@@ -885,6 +948,59 @@ mod tests {
         assert!(m.contains("recsys_request_duration_seconds_bucket"));
         assert_eq!(
             call(&st, "GET", "/nope", None, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn console_titles_and_the_item_route() {
+        let d = tempfile::tempdir().unwrap();
+        let plain = state(d.path(), None, 64);
+        let titles: HashMap<String, String> = (100..120)
+            .map(|i| (i.to_string(), format!("Film {i}")))
+            .collect();
+        let st = AppState::new(ServeOptions {
+            model_path: d.path().join("current"),
+            titles: Some(Arc::new(titles)),
+            ..Default::default()
+        })
+        .unwrap();
+        let (s, h, v) = call(&st, "GET", "/", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let page = v.as_str().unwrap();
+        assert!(page.contains("recsys console") && page.contains("/v1/model"));
+        // With titles: each item carries one; without: the answers are as before.
+        let (_, _, v) = call(&st, "GET", "/v1/users/1/recommendations?n=3", None, None).await;
+        for it in v["items"].as_array().unwrap() {
+            let id = it["item"].as_str().unwrap();
+            assert_eq!(it["title"], format!("Film {id}"));
+        }
+        let (_, _, v) = call(&plain, "GET", "/v1/users/1/recommendations?n=3", None, None).await;
+        assert!(v["items"][0].get("title").is_none(), "{v}");
+        let (_, _, v) = call(&st, "GET", "/v1/items/100/similar?n=2", None, None).await;
+        assert_eq!(
+            (v["title"].as_str(), v["items"][0]["title"].is_string()),
+            (Some("Film 100"), true)
+        );
+        let (_, _, v) = call(
+            &st,
+            "POST",
+            "/v1/recommendations",
+            Some(r#"{"users": ["1"], "n": 2}"#),
+            None,
+        )
+        .await;
+        assert!(v["results"][0]["items"][0]["title"].is_string(), "{v}");
+        let (s, _, v) = call(&st, "GET", "/v1/items/101", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["title"], "Film 101");
+        assert!(v["popularity"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            call(&st, "GET", "/v1/items/999", None, None).await.0,
             StatusCode::NOT_FOUND
         );
     }

@@ -171,6 +171,7 @@ impl BprValidParams {
             lr: p.learning_rate,
             reg: p.reg,
         };
+        let start = Instant::now();
         for epoch in 1..=p.epochs {
             order.shuffle(&mut rng);
             let t0 = Instant::now();
@@ -207,8 +208,7 @@ impl BprValidParams {
                 ..Default::default()
             };
             // Share of sampled pairs already ranked right, before the update.
-            report.train_rmse = None;
-            let _ = correct;
+            report.train_auc = Some(correct / train.len().max(1) as f64);
             if let Some(rc) = &rank_check {
                 let (pr, nd) = rc.measure(
                     k,
@@ -219,6 +219,7 @@ impl BprValidParams {
                 report.valid_precision = Some(pr);
                 report.valid_ndcg = Some(nd);
             }
+            report.elapsed_seconds = Some(start.elapsed().as_secs_f64());
             progress(&report);
             let metric = report.valid_ndcg.map(|v| -v);
             history.push(report);

@@ -13,13 +13,23 @@ mod strata;
 use serde::{Deserialize, Serialize};
 
 /// What happened in one epoch, as reported to the progress callback and
-/// stored in the model's metadata.
+/// stored in the model's metadata (`history`). Fields added after the first
+/// file format are optional with a default, so older files still load and
+/// older readers ignore them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct EpochReport {
     pub epoch: usize,
     /// RMSE of the training entries as seen during the pass (before each
     /// update) for SGD, after the sweep for explicit ALS.
     pub train_rmse: Option<f64>,
+    /// Implicit ALS: the weighted squared loss with its L2 terms after the
+    /// sweep, per unit of confidence (as `implicit` reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    /// BPR: share of the sampled (positive, negative) pairs already ranked
+    /// right before their update, an estimate of the training AUC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_auc: Option<f64>,
     pub valid_rmse: Option<f64>,
     /// Ranking validation (implicit models): P@10 and nDCG@10 on a sample of users.
     pub valid_precision: Option<f64>,
@@ -28,6 +38,10 @@ pub struct EpochReport {
     pub seconds: f64,
     /// Training entries processed per second in the gradient pass.
     pub entries_per_second: f64,
+    /// Wall-clock seconds since training began, at the end of this epoch
+    /// (validation and loss included): the x axis of a learning curve in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_seconds: Option<f64>,
 }
 
 /// Validation data in the trainer's index space: (user, item, value).
@@ -269,6 +283,18 @@ pub(crate) fn init_factors(n: usize, k: usize, std: f32, seed: u64, stream: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_reports_of_older_files_still_load() {
+        // A history entry as the first format wrote it, without the later fields.
+        let old = r#"{"epoch":3,"train_rmse":0.9,"valid_rmse":null,"valid_precision":null,
+                      "valid_ndcg":null,"seconds":0.01,"entries_per_second":8e6}"#;
+        let r: EpochReport = serde_json::from_str(old).unwrap();
+        assert_eq!((r.epoch, r.train_loss, r.elapsed_seconds), (3, None, None));
+        // Unset new fields are not written, so older readers see the old shape.
+        let back = serde_json::to_value(&r).unwrap();
+        assert!(back.get("train_loss").is_none() && back.get("elapsed_seconds").is_none());
+    }
 
     #[test]
     fn early_stop_waits_for_patience() {

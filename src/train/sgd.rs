@@ -205,6 +205,7 @@ impl SgdValidParams {
         // Factors and biases of the best validation epoch so far.
         let mut best: Option<[Vec<f32>; 4]> = None;
         let mut order: Vec<usize> = (0..nb).collect();
+        let start = Instant::now();
         for epoch in 1..=p.epochs {
             let lr = p.learning_rate * p.lr_decay.powi(epoch as i32 - 1);
             order.shuffle(&mut rng);
@@ -241,6 +242,8 @@ impl SgdValidParams {
                 valid_rmse,
                 seconds,
                 entries_per_second: train.len() as f64 / seconds.max(1e-12),
+                elapsed_seconds: Some(start.elapsed().as_secs_f64()),
+                ..Default::default()
             };
             progress(&report);
             history.push(report);
