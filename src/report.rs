@@ -669,13 +669,13 @@ impl Report {
         let m = &self.meta;
         let mut s = String::with_capacity(1 << 18);
         let name = esc(&self.model_name);
-        let _ = write!(
+        let _ = writeln!(
             s,
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>recsys report: {name}</title><style>{STYLE}</style></head><body>\n\
              <h1>Model report: {name}</h1>\n<p class=\"sub\">{} {}· {} users × {} items · k = {} · \
-             {} training rows · created {} · recsys {}</p>\n",
+             {} training rows · created {} · recsys {}</p>",
             esc(&m.algorithm),
             if m.implicit {
                 "(implicit feedback) "
@@ -689,10 +689,10 @@ impl Report {
             esc(&m.created),
             esc(&m.recsys_version),
         );
-        let _ = write!(
+        let _ = writeln!(
             s,
             "<details><summary>Data and parameters</summary><p>Sources: {}<br>Fingerprint: \
-             <code>{}</code></p><pre>{}</pre></details>\n",
+             <code>{}</code></p><pre>{}</pre></details>",
             esc(&m.data.sources.join(", ")),
             esc(&m.data.fingerprint),
             esc(&serde_json::to_string_pretty(&m.params).unwrap_or_default())
@@ -725,11 +725,11 @@ impl Report {
         // Final metrics.
         s.push_str("<section id=\"metrics\"><h2>Metrics</h2>\n");
         if self.tested {
-            let _ = write!(
+            let _ = writeln!(
                 s,
                 "<p>On the test set ({} users ranked). The baseline recommends the most popular \
                  items the user has not seen (training counts); for RMSE and MAE it predicts the \
-                 global mean rating.</p>\n",
+                 global mean rating.</p>",
                 self.ranking_users
             );
         } else {

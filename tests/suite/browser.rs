@@ -68,7 +68,8 @@ fn artifacts() -> PathBuf {
     d
 }
 
-/// A plain HTTP/1.1 GET on loopback: (status, body).
+/// A plain HTTP/1.1 GET on loopback: (status, body). The body is read by
+/// its Content-Length (Chromium's DevTools server keeps the connection open).
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(WAIT))?;
@@ -76,16 +77,37 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((status, body.to_string()))
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            s.read_exact(&mut body)?;
+        }
+        None => {
+            s.read_to_end(&mut body)?;
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// A minimal WebSocket client (RFC 6455): text frames, masked as a client
