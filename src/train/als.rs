@@ -257,7 +257,11 @@ impl AlsValidParams {
                     (se / v.users.len() as f64).sqrt()
                 });
             } else {
-                report.train_loss = Some(implicit_loss(&uf, &itf, &by_user, &by_item, &solve));
+                // The loss costs about a quarter of a CG sweep, so it is
+                // paid only when per-epoch monitoring was asked for.
+                if valid.is_some() {
+                    report.train_loss = Some(implicit_loss(&uf, &itf, &by_user, &by_item, &solve));
+                }
                 if let Some(rc) = &rank_check {
                     let (pr, nd) = rc.measure(k, &uf, &itf, None);
                     report.valid_precision = Some(pr);

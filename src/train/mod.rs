@@ -22,8 +22,8 @@ pub struct EpochReport {
     /// RMSE of the training entries as seen during the pass (before each
     /// update) for SGD, after the sweep for explicit ALS.
     pub train_rmse: Option<f64>,
-    /// Implicit ALS: the weighted squared loss with its L2 terms after the
-    /// sweep, per unit of confidence (as `implicit` reports it).
+    /// Implicit ALS with validation data: the weighted squared loss with its
+    /// L2 terms after the sweep, per unit of confidence (as `implicit` reports it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_loss: Option<f64>,
     /// BPR: share of the sampled (positive, negative) pairs already ranked
