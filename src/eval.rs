@@ -413,7 +413,11 @@ mod tests {
             item_factors: &itf,
             item_bias: None,
         };
-        let seen = |u: u32| -> Vec<u32> { (0..ni as u32).filter(|i| (i + u) % 7 == 0).collect() };
+        let seen = |u: u32| -> Vec<u32> {
+            (0..ni as u32)
+                .filter(|i| (i + u).is_multiple_of(7))
+                .collect()
+        };
         let truth: Vec<UserTruth> = (0..nu as u32)
             .map(|u| {
                 let items: Vec<u32> = (0..ni as u32)

@@ -15,6 +15,7 @@ pub mod interactions;
 pub mod loadtest;
 pub mod model;
 pub mod report;
+pub mod retrain;
 pub mod score;
 pub mod serve;
 pub mod train;

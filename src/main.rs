@@ -18,6 +18,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<recsys::cli::GateRejected>().is_some() {
+                return ExitCode::from(3);
+            }
             ExitCode::from(2)
         }
     }

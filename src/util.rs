@@ -55,7 +55,10 @@ where
         Ok(())
     })();
     match result {
-        Ok(()) => commit_temp(&tmp, path),
+        Ok(()) => {
+            crate::retrain::fault_point("writing");
+            commit_temp(&tmp, path)
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)

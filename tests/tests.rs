@@ -11,6 +11,8 @@ mod implicit;
 mod model_file;
 #[path = "suite/quality.rs"]
 mod quality;
+#[path = "suite/retrain.rs"]
+mod retrain;
 #[path = "suite/scoring.rs"]
 mod scoring;
 

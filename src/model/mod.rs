@@ -53,6 +53,13 @@ pub struct ModelMeta {
     pub metrics: BTreeMap<String, f64>,
     pub history: Vec<EpochReport>,
     pub best_epoch: usize,
+    /// Set when the fit started from a previous model's factors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<crate::train::warm::WarmStartInfo>,
+    /// For a warm-started model: the algorithm and cold parameters its
+    /// run's shortened schedule was derived from (`{"algorithm", "params"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_base: Option<serde_json::Value>,
 }
 
 impl ModelMeta {
@@ -87,6 +94,8 @@ impl ModelMeta {
             metrics: BTreeMap::new(),
             history,
             best_epoch,
+            warm_start: None,
+            params_base: None,
         }
     }
 }

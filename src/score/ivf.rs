@@ -148,7 +148,7 @@ impl IvfIndex {
         if k == 0 {
             return Err(Error::param("k", k, "must be ≥ 1"));
         }
-        if item_factors.len() % k != 0 {
+        if !item_factors.len().is_multiple_of(k) {
             return Err(Error::param(
                 "item_factors",
                 format!("{} values", item_factors.len()),

@@ -165,19 +165,33 @@ impl AlsValidParams {
         valid: Option<&Validation>,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
+        self.fit_with(train, valid, None, progress)
+    }
+
+    /// [`fit`](Self::fit), starting from `prev`'s factors and biases for the
+    /// users and items it knows (see [`super::warm`]).
+    pub fn fit_with(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        prev: Option<&Model>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         super::check_fit(train, valid, self.0.patience)?;
-        with_threads(self.0.threads, || self.fit_inner(train, valid, progress))?
+        with_threads(self.0.threads, || {
+            self.fit_inner(train, valid, prev, progress)
+        })?
     }
 
     fn fit_inner(
         &self,
         train: &Interactions,
         valid: Option<&Validation>,
+        prev: Option<&Model>,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
         let p = &self.0;
         let k = p.factors;
-        let (nu, ni) = (train.n_users(), train.n_items());
         let mu = if p.implicit {
             0.0
         } else {
@@ -199,8 +213,9 @@ impl AlsValidParams {
                 }
             });
         }
-        let mut uf = super::init_factors(nu, k, p.init_std, p.seed, 1);
-        let mut itf = super::init_factors(ni, k, p.init_std, p.seed, 2);
+        let start = super::warm::start(train, k, p.init_std, p.seed, p.implicit, mu, prev)?;
+        let warm = start.info;
+        let (mut uf, mut itf) = (start.uf, start.itf);
         let (rmin, rmax) = super::sgd::value_range(&train.values);
 
         let valid = valid.filter(|v| !v.is_empty());
@@ -221,9 +236,8 @@ impl AlsValidParams {
             cg_steps: p.cg_steps,
         };
         // Explicit ALS learns user and item biases with the factors.
-        let mut ub = vec![0f32; nu];
-        let mut ib = vec![0f32; ni];
-        let start = Instant::now();
+        let (mut ub, mut ib) = (start.bu, start.bi);
+        let began = Instant::now();
         for epoch in 1..=p.epochs {
             let t0 = Instant::now();
             if p.implicit {
@@ -268,7 +282,7 @@ impl AlsValidParams {
                     report.valid_ndcg = Some(nd);
                 }
             }
-            report.elapsed_seconds = Some(start.elapsed().as_secs_f64());
+            report.elapsed_seconds = Some(began.elapsed().as_secs_f64());
             progress(&report);
             let metric = report.valid_ndcg.map(|v| -v).or(report.valid_rmse);
             history.push(report);
@@ -294,7 +308,7 @@ impl AlsValidParams {
         };
         let algo = if p.implicit { "als-implicit" } else { "als" };
         let range = if p.implicit { (0.0, 0.0) } else { (rmin, rmax) };
-        let meta = ModelMeta::new(
+        let mut meta = ModelMeta::new(
             algo,
             p.implicit,
             k,
@@ -303,6 +317,7 @@ impl AlsValidParams {
             best_epoch,
             range,
         );
+        meta.warm_start = warm;
         Ok(Model::from_parts(ModelParts {
             user_factors: uf,
             item_factors: itf,

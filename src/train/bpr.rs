@@ -117,13 +117,25 @@ impl BprValidParams {
         valid: Option<&Validation>,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
+        self.fit_with(train, valid, None, progress)
+    }
+
+    /// [`fit`](Self::fit), starting from `prev`'s factors and item biases for
+    /// the users and items it knows (see [`super::warm`]).
+    pub fn fit_with(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        prev: Option<&Model>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         super::check_fit(train, valid, self.0.patience)?;
         if train.n_items() < 2 {
             return Err(Error::Other("BPR needs at least two items".into()));
         }
         let threads = super::effective_threads(self.0.threads);
         with_threads(Some(threads), || {
-            self.fit_inner(train, valid, threads, progress)
+            self.fit_inner(train, valid, prev, threads, progress)
         })?
     }
 
@@ -131,6 +143,7 @@ impl BprValidParams {
         &self,
         train: &Interactions,
         valid: Option<&Validation>,
+        prev: Option<&Model>,
         threads: usize,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
@@ -154,10 +167,20 @@ impl BprValidParams {
                 .collect::<Vec<_>>(),
             None,
         );
-        let mut uf = super::init_factors(nu, k, p.init_std, p.seed, 1);
-        let mut itf = super::init_factors(ni, k, p.init_std, p.seed, 2);
-        let mut bu = vec![0f32; nu];
-        let mut bi = vec![0f32; ni];
+        let start = super::warm::start(train, k, p.init_std, p.seed, true, 0.0, prev)?;
+        let warm = start.info;
+        // A cold start's random rows need no reordering; warm rows move to the
+        // strata's internal order.
+        let (mut uf, mut itf, mut bu, mut bi) = if warm.is_some() {
+            (
+                st.users_in(&start.uf, k),
+                st.items_in(&start.itf, k),
+                st.users_in(&start.bu, 1),
+                st.items_in(&start.bi, 1),
+            )
+        } else {
+            (start.uf, start.itf, start.bu, start.bi)
+        };
         let rank_check = valid
             .filter(|v| !v.is_empty())
             .and_then(|v| RankCheck::new(train, v, p.seed));
@@ -171,7 +194,7 @@ impl BprValidParams {
             lr: p.learning_rate,
             reg: p.reg,
         };
-        let start = Instant::now();
+        let began = Instant::now();
         for epoch in 1..=p.epochs {
             order.shuffle(&mut rng);
             let t0 = Instant::now();
@@ -219,7 +242,7 @@ impl BprValidParams {
                 report.valid_precision = Some(pr);
                 report.valid_ndcg = Some(nd);
             }
-            report.elapsed_seconds = Some(start.elapsed().as_secs_f64());
+            report.elapsed_seconds = Some(began.elapsed().as_secs_f64());
             progress(&report);
             let metric = report.valid_ndcg.map(|v| -v);
             history.push(report);
@@ -241,7 +264,7 @@ impl BprValidParams {
         } else {
             history.len()
         };
-        let meta = ModelMeta::new(
+        let mut meta = ModelMeta::new(
             "bpr",
             true,
             k,
@@ -250,6 +273,7 @@ impl BprValidParams {
             best_epoch,
             (0.0, 0.0),
         );
+        meta.warm_start = warm;
         Ok(Model::from_parts(ModelParts {
             user_factors: st.users_out(&uf, k),
             item_factors: st.items_out(&itf, k),

@@ -9,8 +9,152 @@ pub mod bpr;
 pub mod kernels;
 pub mod sgd;
 mod strata;
+pub mod warm;
 
 use serde::{Deserialize, Serialize};
+
+use crate::interactions::Interactions;
+use crate::model::{Model, ModelMeta};
+
+/// A validated trainer of any algorithm, for callers (the CLI, retraining)
+/// that pick the algorithm at run time.
+#[derive(Clone, Debug)]
+pub enum Trainer {
+    Sgd(sgd::SgdValidParams),
+    Als(als::AlsValidParams),
+    Bpr(bpr::BprValidParams),
+}
+
+impl Trainer {
+    pub fn implicit(&self) -> bool {
+        match self {
+            Trainer::Sgd(_) => false,
+            Trainer::Als(p) => p.params().implicit,
+            Trainer::Bpr(_) => true,
+        }
+    }
+
+    pub fn epochs(&self) -> usize {
+        match self {
+            Trainer::Sgd(p) => p.params().epochs,
+            Trainer::Als(p) => p.params().epochs,
+            Trainer::Bpr(p) => p.params().epochs,
+        }
+    }
+
+    pub fn factors(&self) -> usize {
+        match self {
+            Trainer::Sgd(p) => p.params().factors,
+            Trainer::Als(p) => p.params().factors,
+            Trainer::Bpr(p) => p.params().factors,
+        }
+    }
+
+    /// The parameters as stored in a model's metadata.
+    pub fn params_json(&self) -> serde_json::Value {
+        match self {
+            Trainer::Sgd(p) => serde_json::to_value(p.params()),
+            Trainer::Als(p) => serde_json::to_value(p.params()),
+            Trainer::Bpr(p) => serde_json::to_value(p.params()),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The trainer that made a model, from the algorithm and parameters in
+    /// its metadata.
+    pub fn from_meta(meta: &ModelMeta) -> crate::Result<Trainer> {
+        Self::from_parts(&meta.algorithm, &meta.params)
+    }
+
+    /// A trainer from an algorithm name (`sgd`, `als`, `als-implicit`, `bpr`)
+    /// and its parameters as JSON.
+    pub fn from_parts(algorithm: &str, params: &serde_json::Value) -> crate::Result<Trainer> {
+        fn de<T: serde::de::DeserializeOwned>(
+            algo: &str,
+            v: &serde_json::Value,
+        ) -> crate::Result<T> {
+            serde_json::from_value(v.clone()).map_err(|e| {
+                crate::Error::Other(format!("the stored `{algo}` parameters do not parse: {e}"))
+            })
+        }
+        Ok(match algorithm {
+            "sgd" => Trainer::Sgd(de::<sgd::SgdParams>(algorithm, params)?.check()?),
+            "als" | "als-implicit" => {
+                Trainer::Als(de::<als::AlsParams>(algorithm, params)?.check()?)
+            }
+            "bpr" => Trainer::Bpr(de::<bpr::BprParams>(algorithm, params)?.check()?),
+            other => {
+                return Err(crate::Error::Other(format!(
+                    "algorithm `{other}` cannot be retrained here"
+                )))
+            }
+        })
+    }
+
+    /// The same trainer with its parameters edited as JSON (a field per
+    /// parameter, as stored in model metadata), checked again.
+    pub fn with_params(
+        &self,
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> crate::Result<Trainer> {
+        let mut v = self.params_json();
+        if let serde_json::Value::Object(o) = &mut v {
+            edit(o);
+        }
+        Self::from_parts(self.algorithm_name(), &v)
+    }
+
+    fn algorithm_name(&self) -> &'static str {
+        match self {
+            Trainer::Sgd(_) => "sgd",
+            Trainer::Als(_) => "als",
+            Trainer::Bpr(_) => "bpr",
+        }
+    }
+
+    /// Fits `x`, warm-started from `prev` when given.
+    pub fn fit_with(
+        &self,
+        x: &Interactions,
+        valid: Option<&Validation>,
+        prev: Option<&Model>,
+        cb: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> crate::Result<Model> {
+        match self {
+            Trainer::Sgd(p) => p.fit_with(x, valid, prev, cb),
+            Trainer::Als(p) => p.fit_with(x, valid, prev, cb),
+            Trainer::Bpr(p) => p.fit_with(x, valid, prev, cb),
+        }
+    }
+
+    /// Implicit ALS defaults that follow the data, for the parameters the
+    /// caller did not set (`alpha_set`, `reg_set`): α = 0.022 / density,
+    /// within 1..=100, keeps the share of confidence on the positives about
+    /// the same from dense to sparse logs (α ≈ 1 on ml-1m, ≈ 33 on Gowalla);
+    /// λ = 0.05·(1 + α) grows with the data term it balances.
+    pub fn adapt_to_data(
+        self,
+        x: &Interactions,
+        alpha_set: bool,
+        reg_set: bool,
+    ) -> crate::Result<Trainer> {
+        let Trainer::Als(p) = &self else {
+            return Ok(self);
+        };
+        if !p.params().implicit || x.is_empty() {
+            return Ok(self);
+        }
+        let mut q = p.params().clone();
+        let density = x.len() as f64 / (x.n_users() as f64 * x.n_items() as f64);
+        if !alpha_set {
+            q.alpha = (0.022 / density).clamp(1.0, 100.0) as f32;
+        }
+        if !reg_set {
+            q.reg = 0.05 * (1.0 + q.alpha);
+        }
+        Ok(Trainer::Als(q.check()?))
+    }
+}
 
 /// What happened in one epoch, as reported to the progress callback and
 /// stored in the model's metadata (`history`). Fields added after the first

@@ -165,10 +165,22 @@ impl SgdValidParams {
         valid: Option<&Validation>,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
+        self.fit_with(train, valid, None, progress)
+    }
+
+    /// [`fit`](Self::fit), starting from `prev`'s factors and biases for the
+    /// users and items it knows (see [`super::warm`]).
+    pub fn fit_with(
+        &self,
+        train: &Interactions,
+        valid: Option<&Validation>,
+        prev: Option<&Model>,
+        progress: &mut (dyn FnMut(&EpochReport) + Send),
+    ) -> Result<Model> {
         super::check_fit(train, valid, self.0.patience)?;
         let threads = super::effective_threads(self.0.threads);
         with_threads(Some(threads), || {
-            self.fit_inner(train, valid, threads, progress)
+            self.fit_inner(train, valid, prev, threads, progress)
         })?
     }
 
@@ -176,6 +188,7 @@ impl SgdValidParams {
         &self,
         train: &Interactions,
         valid: Option<&Validation>,
+        prev: Option<&Model>,
         threads: usize,
         progress: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> Result<Model> {
@@ -187,11 +200,21 @@ impl SgdValidParams {
         let nb = st.nb;
         let (uinv, iinv) = (&st.uinv, &st.iinv);
 
-        let mut uf = super::init_factors(nu, k, p.init_std, p.seed, 1);
-        let mut itf = super::init_factors(ni, k, p.init_std, p.seed, 2);
-        let mut bu = vec![0f32; nu];
-        let mut bi = vec![0f32; ni];
         let mu = train.mean_value() as f32;
+        let start = super::warm::start(train, k, p.init_std, p.seed, false, mu, prev)?;
+        let warm = start.info;
+        // A cold start's random rows need no reordering; warm rows move to the
+        // strata's internal order.
+        let (mut uf, mut itf, mut bu, mut bi) = if warm.is_some() {
+            (
+                st.users_in(&start.uf, k),
+                st.items_in(&start.itf, k),
+                st.users_in(&start.bu, 1),
+                st.items_in(&start.bi, 1),
+            )
+        } else {
+            (start.uf, start.itf, start.bu, start.bi)
+        };
         let (rmin, rmax) = value_range(&train.values);
 
         let valid_int = valid.filter(|v| !v.is_empty()).map(|v| Validation {
@@ -205,7 +228,7 @@ impl SgdValidParams {
         // Factors and biases of the best validation epoch so far.
         let mut best: Option<[Vec<f32>; 4]> = None;
         let mut order: Vec<usize> = (0..nb).collect();
-        let start = Instant::now();
+        let began = Instant::now();
         for epoch in 1..=p.epochs {
             let lr = p.learning_rate * p.lr_decay.powi(epoch as i32 - 1);
             order.shuffle(&mut rng);
@@ -242,7 +265,7 @@ impl SgdValidParams {
                 valid_rmse,
                 seconds,
                 entries_per_second: train.len() as f64 / seconds.max(1e-12),
-                elapsed_seconds: Some(start.elapsed().as_secs_f64()),
+                elapsed_seconds: Some(began.elapsed().as_secs_f64()),
                 ..Default::default()
             };
             progress(&report);
@@ -266,7 +289,7 @@ impl SgdValidParams {
         } else {
             history.len()
         };
-        let meta = ModelMeta::new(
+        let mut meta = ModelMeta::new(
             "sgd",
             false,
             k,
@@ -275,6 +298,7 @@ impl SgdValidParams {
             best_epoch,
             (rmin, rmax),
         );
+        meta.warm_start = warm;
         Ok(Model::from_parts(ModelParts {
             user_factors: st.users_out(&uf, k),
             item_factors: st.items_out(&itf, k),

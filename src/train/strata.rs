@@ -139,6 +139,24 @@ impl Strata {
     pub fn items_out(&self, x: &[f32], w: usize) -> Vec<f32> {
         unpermute(x, &self.iperm, w)
     }
+
+    /// Rows of `x` (caller's user order) in the internal order: the inverse
+    /// of [`users_out`](Self::users_out).
+    pub fn users_in(&self, x: &[f32], w: usize) -> Vec<f32> {
+        permute(x, &self.uperm, w)
+    }
+
+    pub fn items_in(&self, x: &[f32], w: usize) -> Vec<f32> {
+        permute(x, &self.iperm, w)
+    }
+}
+
+fn permute(x: &[f32], fwd: &[u32], w: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for (int, &o) in fwd.iter().enumerate() {
+        out[int * w..(int + 1) * w].copy_from_slice(&x[o as usize * w..(o as usize + 1) * w]);
+    }
+    out
 }
 
 fn unpermute(x: &[f32], fwd: &[u32], w: usize) -> Vec<f32> {
