@@ -80,6 +80,26 @@ fn same_factors(a: &Model, b: &Model) -> bool {
         && a.global_mean().to_bits() == b.global_mean().to_bits()
 }
 
+/// Two JSON values equal, numbers with a fraction to within 1e-12 relative.
+fn json_close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::{Array, Number, Object};
+    match (a, b) {
+        (Number(x), Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+        }
+        (Array(x), Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| json_close(v, w))
+        }
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// Ratings in 1..=5 so every trainer (explicit too) has something to fit.
 fn rated(mut x: Interactions) -> Interactions {
     for (k, v) in x.values.iter_mut().enumerate() {
@@ -264,13 +284,21 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let x = rated(x);
+        // BPR needs a negative item to sample (it refuses one item, rightly).
+        prop_assume!(x.n_items() >= 2);
         let a = fit(&x, algo, seed, 1);
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("m.safetensors");
         a.save(&path).unwrap();
         let b = Model::load(&path).unwrap();
         prop_assert!(same_factors(&a, &b));
-        prop_assert_eq!(a.meta(), b.meta());
+        // The metadata travels as JSON text, and serde_json's default float
+        // parser may read a number back one ulp off (its `float_roundtrip`
+        // feature is exact): the telemetry floats (epoch timings, metrics)
+        // are compared to within rounding, everything else exactly. None of
+        // them takes part in scoring, which is checked bit for bit below.
+        let (ma, mb) = (serde_json::to_value(a.meta()).unwrap(), serde_json::to_value(b.meta()).unwrap());
+        prop_assert!(json_close(&ma, &mb), "{ma}\n{mb}");
         for i in 0..a.n_items() as u32 {
             prop_assert_eq!(a.item_ids().key(i), b.item_ids().key(i));
         }
@@ -295,6 +323,8 @@ proptest! {
         threads in 1usize..=2,
     ) {
         let x = rated(x);
+        // BPR needs a negative item to sample (it refuses one item, rightly).
+        prop_assume!(x.n_items() >= 2);
         let (a, b) = (fit(&x, algo, seed, threads), fit(&x, algo, seed, threads));
         prop_assert!(same_factors(&a, &b), "algorithm {algo}, {threads} thread(s)");
     }
