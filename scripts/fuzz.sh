@@ -32,9 +32,11 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "seeds/$t"
   echo "== $t: ${secs}s"
   log="$(mktemp)"
-  # Seeds and past findings start the corpus; new inputs go to corpus/$t.
+  # The seeds start the corpus; new inputs go to corpus/$t. (Past findings
+  # are replayed by `cargo test`: polars aborts on one of them in this
+  # debug-assertion build, so they stay out of the corpus.)
   set +e
-  cargo fuzz run "${build[@]}" "$t" "corpus/$t" "seeds/$t" $( [ -d "regressions/$t" ] && echo "regressions/$t" ) -- \
+  cargo fuzz run "${build[@]}" "$t" "corpus/$t" "seeds/$t" -- \
     -max_total_time="$secs" -max_len=4096 -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tee "$log" | grep -E '^#[0-9]+ +(INITED|DONE)|^==|panicked|Test unit written|stat::number_of_executed_units'
   rc=${PIPESTATUS[0]}
   set -e
