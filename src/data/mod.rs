@@ -112,7 +112,7 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     let files = expand_sources(sources)?;
     let mut frames = Vec::with_capacity(files.len());
     for f in &files {
-        frames.push(read_file(f, opts)?);
+        frames.push(read_file_guarded(f, opts)?);
     }
     let mut report = LoadReport {
         files: files.clone(),
@@ -313,6 +313,26 @@ pub fn filter_min_counts(x: Interactions, min_user: u32, min_item: u32) -> Inter
         .filter(|&n| uc[x.users[n] as usize] >= min_user && ic[x.items[n] as usize] >= min_item)
         .collect();
     x.subset(&keep).compact()
+}
+
+/// [`read_file`], with a panic inside the reader turned into an error on
+/// this file. polars' readers can panic on malformed input (a corrupt
+/// Parquet footer does, in its metadata decoder); a bad file must not
+/// bring the program down.
+fn read_file_guarded(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, opts))).unwrap_or_else(
+        |panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!("the reader failed on this file ({why}); it is corrupt or not in the format it looks like"),
+            })
+        },
+    )
 }
 
 fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
