@@ -43,8 +43,13 @@ RUN_PEERS = os.path.join(SHARED, "bench", "run_peers.py")
 TIME = "/usr/bin/time"
 
 
+TMP = None  # the run's scratch folder, shown as $TMP in the commands
+
+
 def rel(p):
     """A path as written in the commands of the page (relative to the repository)."""
+    if TMP and p.startswith(TMP):
+        return "$TMP" + p[len(TMP):]
     try:
         r = os.path.relpath(p, ROOT)
     except ValueError:
@@ -107,7 +112,8 @@ class Page:
             self.parts.append(n)
             self.parts.append("")
         self.parts.append("```sh")
-        self.parts.extend(commands)
+        # Scratch paths read as $TMP/..., unquoted, so the lines still paste into a shell.
+        self.parts.extend(re.sub(r"'\$TMP(/[^' ]*)'", r"$TMP\1", c) for c in commands)
         self.parts.append("```\n")
 
     def note_load(self, la):
@@ -200,7 +206,7 @@ def bench_train(page, a, peer_res, peer_cmd, tmp):
 
     # SGD
     r, c = recsys_train(a, ["--data", tr_e, "--test", te_e] + ep, os.path.join(tmp, "sgd.safetensors"))
-    rows = [["recsys", "biased MF, SGD, k=64, 20 epochs, 2 threads", fmt_s(r["train_seconds"]),
+    rows = [["recsys", f"biased MF, SGD, k=64, {r['epochs']} epochs, 2 threads", fmt_s(r["train_seconds"]),
              f"{r['train_rows'] * r['epochs'] / r['train_seconds'] / 1e6:.1f} M", f"{r['test']['rmse']:.4f}",
              page.note_load(r["load"])]]
     for p in peers(peer_res, "explicit", "scikit-surprise", "SVD"):
@@ -337,7 +343,8 @@ def bench_serve(page, a, model, tmp):
 error_log {d}/logs/error.log; events {{ worker_connections 8192; }}
 http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
 uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000000;
-server {{ listen 127.0.0.1:{nport}; location / {{ default_type application/json; alias {d}/reply.json; }} }} }}
+server {{ listen 127.0.0.1:{nport}; root {d};
+location / {{ default_type application/json; try_files /reply.json =404; }} }} }}
 """)
         ng = subprocess.Popen([nginx, "-c", conf, "-p", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -347,7 +354,7 @@ server {{ listen 127.0.0.1:{nport}; location / {{ default_type application/json;
                     rows.append(["nginx (static JSON file)", f"the same requests, one fixed file, {conns} connections",
                                  f"{j['requests_per_second']:,.0f}", f"{j['p50_ms']:.2f}", f"{j['p99_ms']:.2f}",
                                  f"{j['non_2xx']} / {j['errors']}", page.note_load(la)])
-                cmds.append(f"nginx -c nginx.conf   # {os.cpu_count()} workers, `location / {{ alias reply.json; }}`, "
+                cmds.append(f"nginx -c nginx.conf   # {os.cpu_count()} workers, every path answered with reply.json, "
                             f"same loadtest against its port")
         finally:
             ng.send_signal(signal.SIGQUIT)
@@ -415,8 +422,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="few epochs, 1 repeat, 2 s serve: checks the script only")
     ap.add_argument("--scale", type=int, help="also: synth this many ratings and load/train them (peak RSS)")
     ap.add_argument("--scale-file", help="the generated file to use (default /tmp/synthNm.parquet)")
-    ap.add_argument("--scale-epochs", type=int, default=3)
+    ap.add_argument("--scale-epochs", type=int, default=2)
     ap.add_argument("--scale-only", action="store_true")
+    ap.add_argument("--include", action="append", default=[],
+                    help="append the sections of a page written earlier by this script (e.g. a --scale-only run), "
+                         "under its own date")
     ap.add_argument("--load-file", action="append", default=[],
                     help="extra files for the load table (e.g. /tmp/synth25m.parquet)")
     a = ap.parse_args()
@@ -428,15 +438,18 @@ def main():
         sys.exit(f"{a.bin}: not built (cargo build --release)")
     started = datetime.datetime.now(datetime.timezone.utc)
     page = Page()
-    tmp = tempfile.mkdtemp(prefix="recsys-bench-")
+    global TMP
+    tmp = TMP = tempfile.mkdtemp(prefix="recsys-bench-")
     argv = " ".join(shlex.quote(x) for x in ["python3", "scripts/bench.py"] + sys.argv[1:])
     la_start = os.getloadavg()
     try:
         if not a.scale_only:
             peer_res, peer_cmd = [], "(peers skipped)"
             if a.peers_json:
-                peer_res = json.load(open(a.peers_json))["results"]
-                peer_cmd = f"python3 ../shared/bench/run_peers.py  # reused results: {a.peers_json}"
+                pj = json.load(open(a.peers_json))
+                peer_res = pj["results"]
+                peer_cmd = (f"{pj['meta'].get('command', 'run_peers.py')}   # peers run separately, "
+                            f"started {pj['meta'].get('date', '?')}, same machine")
             elif not a.skip_peers:
                 pdir = os.path.join(tmp, "peers")
                 pc = [sys.executable, RUN_PEERS, "--datasets", "ml-1m", "--repeats-large", str(a.peer_repeats),
@@ -485,6 +498,14 @@ def main():
                     f"{os.cpu_count()} cores): other processes competed for the CPUs, so times are pessimistic "
                     "and comparisons between rows measured at different loads are approximate.")
     text = "\n".join(head) + "\n\n" + "\n".join(page.parts)
+    for inc in a.include:
+        lines = open(inc).read().splitlines()
+        when = next((l for l in lines if l.startswith("- Date:")), "- Date: ?")
+        cmd = next((l for l in lines if l.startswith("- recsys:")), "")
+        lo = next((l for l in lines if l.startswith("- Load average")), "")
+        body = lines[next((n for n, l in enumerate(lines) if l.startswith("## ")), len(lines)):]
+        text += "\n" + "\n".join(body[:1] + ["", f"Measured separately — {when[2:]}.",
+                                               cmd, lo, ""] + body[1:]) + "\n"
     with open(a.out + ".tmp", "w") as f:
         f.write(text)
         f.flush()
