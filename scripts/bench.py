@@ -334,6 +334,9 @@ def bench_serve(page, a, model, tmp):
         nport = free_port()
         d = os.path.join(tmp, "nginx")
         os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+        # nginx workers drop root: they must be able to read the file.
+        for x in (tmp, d):
+            os.chmod(x, 0o755)
         # One fixed top-10 answer of about the same size as recsys' reply.
         body = json.dumps({"user": "1", "items": [{"item": str(i), "score": 1.0 - i / 100} for i in range(10)],
                            "source": "model"})
