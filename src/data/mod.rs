@@ -156,26 +156,21 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
             }
         }
     }
-    let all = all.ok_or_else(|| Error::Other("no input files".into()))?;
+    let mut all = all.ok_or_else(|| Error::Other("no input files".into()))?;
 
+    // Each column leaves the frame as it is converted, so the polars table and
+    // its Rust copy never both exist whole: on 25 M rows this keeps the peak at
+    // the frame plus the two id columns instead of the frame plus everything.
     let n_read = all.height();
-    let ((users, user_ids), (items, item_ids)) = rayon::join(
-        || dense_ids(all.column("user")),
-        || dense_ids(all.column("item")),
-    );
-    let (users, user_ids) = users_ok(users, user_ids, &pl)?;
-    let (items, item_ids) = users_ok(items, item_ids, &pl)?;
-    let values: Vec<f32> = all
-        .column("rating")
-        .map_err(&pl)?
+    let mut take = |name: &str| all.drop_in_place(name).map_err(&pl);
+    let values: Vec<f32> = take("rating")?
         .f32()
         .map_err(&pl)?
         .into_no_null_iter()
         .collect();
     let times: Option<Vec<i64>> = if has_time {
         Some(
-            all.column("time")
-                .map_err(&pl)?
+            take("time")?
                 .i64()
                 .map_err(&pl)?
                 .into_no_null_iter()
@@ -184,7 +179,13 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     } else {
         None
     };
+    let (user_col, item_col) = (take("user")?, take("item")?);
     drop(all);
+    let ((users, user_ids), (items, item_ids)) =
+        rayon::join(|| dense_ids(Ok(&user_col)), || dense_ids(Ok(&item_col)));
+    drop((user_col, item_col));
+    let (users, user_ids) = users_ok(users, user_ids, &pl)?;
+    let (items, item_ids) = users_ok(items, item_ids, &pl)?;
     let mut x = Interactions {
         users,
         items,
