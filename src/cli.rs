@@ -1036,6 +1036,14 @@ fn progress_bar(len: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 fn load_model(path: &Path) -> Result<Model> {
     let file = crate::model::resolve_model_path(path)
         .with_context(|| format!("loading model {}", path.display()))?;
+    if file != path && !file.exists() {
+        bail!(
+            "loading model {}: not a valid recsys model, nor a registry pointer to one \
+             (it would name {}, which does not exist)",
+            path.display(),
+            file.display()
+        );
+    }
     Model::load(&file).with_context(|| format!("loading model {}", file.display()))
 }
 

@@ -404,6 +404,22 @@ fn padded(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The common end of every chart: the legend box in the upper right, then
+/// the SVG is finished.
+fn legend_and_present<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    root: &DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(chart_err)?;
+    root.present().map_err(chart_err)
+}
+
 /// A line chart of named series of (x, y) points; `mark_x` draws a dashed
 /// vertical line (the epoch whose factors were kept).
 fn line_chart(
@@ -462,14 +478,7 @@ fn line_chart(
                 .label("kept epoch")
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(chart_err)?;
-        root.present().map_err(chart_err)?;
+        legend_and_present(&mut chart, &root)?;
     }
     Ok(svg)
 }
@@ -521,14 +530,7 @@ fn decile_chart(title: &str, series: &[(&str, &[f64])]) -> Result<String> {
                 .label(*label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(chart_err)?;
-        root.present().map_err(chart_err)?;
+        legend_and_present(&mut chart, &root)?;
     }
     Ok(svg)
 }

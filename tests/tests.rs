@@ -5,10 +5,14 @@
 mod browser;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/fuzz_regressions.rs"]
+mod fuzz_regressions;
 #[path = "suite/implicit.rs"]
 mod implicit;
 #[path = "suite/model_file.rs"]
 mod model_file;
+#[path = "suite/properties.rs"]
+mod properties;
 #[path = "suite/quality.rs"]
 mod quality;
 #[path = "suite/retrain.rs"]

@@ -112,7 +112,7 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     let files = expand_sources(sources)?;
     let mut frames = Vec::with_capacity(files.len());
     for f in &files {
-        frames.push(read_file(f, opts)?);
+        frames.push(read_file_guarded(f, opts)?);
     }
     let mut report = LoadReport {
         files: files.clone(),
@@ -156,26 +156,21 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
             }
         }
     }
-    let all = all.ok_or_else(|| Error::Other("no input files".into()))?;
+    let mut all = all.ok_or_else(|| Error::Other("no input files".into()))?;
 
+    // Each column leaves the frame as it is converted, so the polars table and
+    // its Rust copy never both exist whole: on 25 M rows this keeps the peak at
+    // the frame plus the two id columns instead of the frame plus everything.
     let n_read = all.height();
-    let ((users, user_ids), (items, item_ids)) = rayon::join(
-        || dense_ids(all.column("user")),
-        || dense_ids(all.column("item")),
-    );
-    let (users, user_ids) = users_ok(users, user_ids, &pl)?;
-    let (items, item_ids) = users_ok(items, item_ids, &pl)?;
-    let values: Vec<f32> = all
-        .column("rating")
-        .map_err(&pl)?
+    let mut take = |name: &str| all.drop_in_place(name).map_err(&pl);
+    let values: Vec<f32> = take("rating")?
         .f32()
         .map_err(&pl)?
         .into_no_null_iter()
         .collect();
     let times: Option<Vec<i64>> = if has_time {
         Some(
-            all.column("time")
-                .map_err(&pl)?
+            take("time")?
                 .i64()
                 .map_err(&pl)?
                 .into_no_null_iter()
@@ -184,7 +179,13 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     } else {
         None
     };
+    let (user_col, item_col) = (take("user")?, take("item")?);
     drop(all);
+    let ((users, user_ids), (items, item_ids)) =
+        rayon::join(|| dense_ids(Ok(&user_col)), || dense_ids(Ok(&item_col)));
+    drop((user_col, item_col));
+    let (users, user_ids) = users_ok(users, user_ids, &pl)?;
+    let (items, item_ids) = users_ok(items, item_ids, &pl)?;
     let mut x = Interactions {
         users,
         items,
@@ -313,6 +314,26 @@ pub fn filter_min_counts(x: Interactions, min_user: u32, min_item: u32) -> Inter
         .filter(|&n| uc[x.users[n] as usize] >= min_user && ic[x.items[n] as usize] >= min_item)
         .collect();
     x.subset(&keep).compact()
+}
+
+/// [`read_file`], with a panic inside the reader turned into an error on
+/// this file. polars' readers can panic on malformed input (a corrupt
+/// Parquet footer does, in its metadata decoder); a bad file must not
+/// bring the program down.
+fn read_file_guarded(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, opts))).unwrap_or_else(
+        |panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!("the reader failed on this file ({why}); it is corrupt or not in the format it looks like"),
+            })
+        },
+    )
 }
 
 fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {

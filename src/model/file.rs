@@ -226,6 +226,27 @@ impl Model {
         let map = Arc::new(unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?);
         load_from_map(map).map_err(bad)
     }
+
+    /// Checks and loads a model file held in memory (copied into an
+    /// anonymous map, so the arrays are aligned as in a mapped file); the
+    /// same checks as [`Model::load`]. Errors name the file as `<memory>`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let bad = |reason: String| Error::BadModel {
+            path: "<memory>".into(),
+            reason,
+        };
+        if bytes.len() < 8 {
+            return Err(bad(format!(
+                "the file is {} bytes long, too short for a safetensors header",
+                bytes.len()
+            )));
+        }
+        let mut map =
+            memmap2::MmapMut::map_anon(bytes.len()).map_err(|e| Error::io("<memory>", e))?;
+        map.copy_from_slice(bytes);
+        let map = map.make_read_only().map_err(|e| Error::io("<memory>", e))?;
+        load_from_map(Arc::new(map)).map_err(bad)
+    }
 }
 
 type Checked<T> = std::result::Result<T, String>;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -318,9 +318,10 @@ type AppResult = Result<Json<Value>, ApiError>;
 
 async fn user_recommendations(
     State(st): State<Arc<AppState>>,
-    UrlPath(user): UrlPath<String>,
+    user: Result<UrlPath<String>, PathRejection>,
     q: Result<Query<RecQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let UrlPath(user) = user.map_err(|e| bad(e.body_text()))?;
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let served = st.current.load();
     let o = q.options(&served, st.opts.strict)?;
@@ -463,9 +464,10 @@ pub struct SimilarQuery {
 
 async fn similar_items(
     State(st): State<Arc<AppState>>,
-    UrlPath(item): UrlPath<String>,
+    item: Result<UrlPath<String>, PathRejection>,
     q: Result<Query<SimilarQuery>, QueryRejection>,
 ) -> AppResult {
+    let UrlPath(item) = item.map_err(|e| bad(e.body_text()))?;
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let served = st.current.load();
     let rq = RecQuery {

@@ -318,6 +318,8 @@ impl AlsValidParams {
             range,
         );
         meta.warm_start = warm;
+        // The model is built from `train`; the rows are no longer needed.
+        drop((by_user, by_item));
         Ok(Model::from_parts(ModelParts {
             user_factors: uf,
             item_factors: itf,

@@ -151,7 +151,7 @@ impl BprValidParams {
         let k = p.factors;
         let (nu, ni) = (train.n_users(), train.n_items());
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
+        let mut st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
         // Each user's positives in the internal item order, for rejection.
         let pos = Csr::build(
             nu,
@@ -274,6 +274,8 @@ impl BprValidParams {
             (0.0, 0.0),
         );
         meta.warm_start = warm;
+        st.release_entries();
+        drop(pos);
         Ok(Model::from_parts(ModelParts {
             user_factors: st.users_out(&uf, k),
             item_factors: st.items_out(&itf, k),

@@ -196,7 +196,7 @@ impl SgdValidParams {
         let k = p.factors;
         let (nu, ni) = (train.n_users(), train.n_items());
         let mut rng = StdRng::seed_from_u64(p.seed);
-        let st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
+        let mut st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
         let nb = st.nb;
         let (uinv, iinv) = (&st.uinv, &st.iinv);
 
@@ -299,6 +299,7 @@ impl SgdValidParams {
             (rmin, rmax),
         );
         meta.warm_start = warm;
+        st.release_entries();
         Ok(Model::from_parts(ModelParts {
             user_factors: st.users_out(&uf, k),
             item_factors: st.items_out(&itf, k),

@@ -64,11 +64,21 @@ impl Strata {
             v
         };
         let (ub, ib) = (block_of(&ubounds, nu), block_of(&ibounds, ni));
-        let mut blocks: Vec<Vec<Entry>> = vec![Vec::new(); nb * nb];
-        for n in 0..train.len() {
+        let block = |n: usize| {
             let iu = uinv[train.users[n] as usize] as usize;
             let ii = iinv[train.items[n] as usize] as usize;
-            let (a, c) = (ub[iu] as usize, ib[ii] as usize);
+            (iu, ii, ub[iu] as usize, ib[ii] as usize)
+        };
+        // Sized exactly before filling: blocks grown by doubling would hold up
+        // to twice the entries' memory (on 25 M ratings, ~300 MB more).
+        let mut sizes = vec![0usize; nb * nb];
+        for n in 0..train.len() {
+            let (_, _, a, c) = block(n);
+            sizes[a * nb + c] += 1;
+        }
+        let mut blocks: Vec<Vec<Entry>> = sizes.iter().map(|&s| Vec::with_capacity(s)).collect();
+        for n in 0..train.len() {
+            let (iu, ii, a, c) = block(n);
             blocks[a * nb + c].push(Entry {
                 u: (iu - ubounds[a]) as u32,
                 i: (ii - ibounds[c]) as u32,
@@ -129,6 +139,13 @@ impl Strata {
                 f(b, &self.blocks[b], uf, bu, itf, bi)
             })
             .collect()
+    }
+
+    /// Frees the blocked entries once training is done: the model is built
+    /// next from the caller's interactions, and the peak memory of a run is
+    /// what is alive at that point.
+    pub fn release_entries(&mut self) {
+        self.blocks = Vec::new();
     }
 
     /// Rows of `x` (internal user order, `w` wide) back in the caller's order.

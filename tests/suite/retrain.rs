@@ -267,7 +267,10 @@ fn kill_at_every_stage_leaves_current_valid_and_the_next_run_recovers() {
     {
         // Each day brings new users, so the data (and its fingerprint) changes.
         let text = std::fs::read_to_string(data("ml-100k/u1.test")).unwrap();
-        let day: String = text.lines().map(|l| format!("{}0000{l}\n", n + 1)).collect();
+        let day: String = text
+            .lines()
+            .map(|l| format!("{}0000{l}\n", n + 1))
+            .collect();
         std::fs::write(format!("{dir}/day{}.base", n + 2), day).unwrap();
         let mut child = spawn(
             &[

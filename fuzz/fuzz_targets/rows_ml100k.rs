@@ -1,0 +1,5 @@
+#![no_main]
+
+use recsys_fuzz::RowFormat;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| recsys_fuzz::rows(RowFormat::Ml100k, data));
