@@ -125,7 +125,7 @@ pub struct RetrainArgs {
     #[arg(long)]
     pub gate: Option<String>,
     /// Epochs of this run (default: warm runs take a quarter of SGD/BPR's
-    /// epochs and a third of ALS's sweeps; cold runs the full schedule).
+    /// epochs and a fifth of ALS's sweeps; cold runs the full schedule).
     #[arg(long, short = 'e')]
     pub epochs: Option<usize>,
     /// Train from scratch instead of warm-starting from the current model.
