@@ -329,3 +329,50 @@ proptest! {
         prop_assert!(same_factors(&a, &b), "algorithm {algo}, {threads} thread(s)");
     }
 }
+
+/// A gate condition in the grammar `recsys retrain --gate` documents.
+fn gate_text() -> impl Strategy<Value = String> {
+    let metric = prop_oneof![
+        Just("rmse".to_string()),
+        Just("mae".to_string()),
+        (
+            prop_oneof![Just("ndcg"), Just("precision"), Just("map")],
+            1usize..50
+        )
+            .prop_map(|(m, k)| format!("{m}@{k}")),
+    ];
+    let op = prop_oneof![Just("<="), Just("<"), Just(">="), Just(">")];
+    let rhs = prop_oneof![
+        (0.0f64..10.0).prop_map(|v| format!("{v}")),
+        (0.5f64..2.0, -0.1f64..0.1).prop_map(|(f, c)| format!("{f} * current + {c}")),
+        Just("current".to_string()),
+    ];
+    prop::collection::vec((metric, op, rhs), 1..4).prop_map(|cs| {
+        cs.into_iter()
+            .map(|(m, o, r)| format!("{m} {o} {r}"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any text given to --gate, --every or --cron is a parse error at
+    /// worst, never a panic.
+    #[test]
+    fn retrain_flags_never_panic(s in "\\PC{0,40}") {
+        let _ = s.parse::<recsys::retrain::gate::Gate>();
+        let _ = recsys::retrain::schedule::Schedule::every(&s);
+        let _ = recsys::retrain::schedule::Schedule::cron(&s);
+    }
+
+    /// A gate printed (as the history records it) parses back to itself.
+    #[test]
+    fn gates_round_trip_through_their_text(t in gate_text()) {
+        let g: recsys::retrain::gate::Gate = t.parse().map_err(TestCaseError::fail)?;
+        let again: recsys::retrain::gate::Gate =
+            g.to_string().parse().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(again, g);
+    }
+}
