@@ -56,6 +56,64 @@ pub enum Command {
     Serve(ServeArgs),
     /// Drive a running service over loopback and report throughput and latency.
     Loadtest(LoadtestArgs),
+    /// Write interactions with dense ids as partitioned Parquet (streamed),
+    /// the layout Spark's ALS job reads.
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Interaction files, folders or globs (repeatable).
+    #[arg(long, short = 'd', required = true)]
+    pub data: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Output folder (replaced whole when it exists).
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// Parquet partitions (rows go to partition user % N).
+    #[arg(long, default_value_t = 8)]
+    pub partitions: usize,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum EngineArg {
+    /// recsys's own trainers.
+    Native,
+    /// Apache Spark's ALS through spark-submit, imported into the model file.
+    Spark,
+}
+
+/// Where `train` runs.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// native, or spark (ALS on Apache Spark; needs spark-submit and Java).
+    #[arg(long, value_enum, default_value = "native")]
+    pub engine: EngineArg,
+    /// spark-submit --master: local[N], spark://host:port, yarn, …
+    #[arg(long, default_value = "local[2]")]
+    pub spark_master: String,
+    /// The spark-submit program (default: $SPARK_HOME/bin, PATH, or pyspark's).
+    #[arg(long)]
+    pub spark_submit: Option<PathBuf>,
+    /// Keep the export, the job and Spark's output in this folder.
+    #[arg(long)]
+    pub spark_dir: Option<PathBuf>,
+    /// Extra spark-submit argument, e.g. --spark-arg=--driver-memory=8g (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    pub spark_arg: Vec<String>,
+}
+
+impl EngineArgs {
+    pub fn spark_options(&self) -> crate::spark::SparkOptions {
+        crate::spark::SparkOptions {
+            master: self.spark_master.clone(),
+            spark_submit: self.spark_submit.clone(),
+            work_dir: self.spark_dir.clone(),
+            partitions: None,
+            submit_args: self.spark_arg.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -266,6 +324,8 @@ pub struct TrainArgs {
     /// Print the final summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -493,6 +553,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(a) => index(a),
         Command::Serve(a) => serve(a),
         Command::Loadtest(a) => loadtest(a),
+        Command::Export(a) => export(a),
     }
 }
 
@@ -549,14 +610,20 @@ enum Trainer {
     Sgd(SgdValidParams),
     Als(AlsValidParams),
     Bpr(BprValidParams),
+    /// ALS on Spark (see [`crate::spark`]), with the ranking cut-off of its evaluation.
+    Spark(AlsValidParams, crate::spark::SparkOptions, usize),
 }
 
 impl Trainer {
     fn from_args(a: &TrainArgs) -> Result<Trainer> {
         let implicit = a.implicit || (a.positive_threshold.is_some() && a.algo != Some(Algo::Sgd));
+        let spark = a.engine.engine == EngineArg::Spark;
         let algo = a
             .algo
-            .unwrap_or(if implicit { Algo::Als } else { Algo::Sgd });
+            .unwrap_or(if implicit || spark { Algo::Als } else { Algo::Sgd });
+        if spark && (algo != Algo::Als || a.validation.is_some()) {
+            bail!("--engine spark trains ALS (--algo als) without --validation");
+        }
         if implicit && algo == Algo::Sgd {
             bail!("--algo sgd fits ratings; for implicit feedback use --algo als or --algo bpr");
         }
@@ -602,6 +669,15 @@ impl Trainer {
                 if !implicit && p.solver == Solver::Cg {
                     bail!("--solver cg is for implicit feedback; explicit ALS solves each row exactly (cholesky)");
                 }
+                if spark {
+                    // Spark and Java are looked for before any data is read.
+                    crate::spark::check_params(&p)?;
+                    let mut o = a.engine.spark_options();
+                    o.spark_submit = Some(crate::spark::find_spark_submit(o.spark_submit.as_deref())?);
+                    crate::spark::check_java()?;
+                    let k = a.eval_k.first().copied().unwrap_or(10);
+                    return Ok(Trainer::Spark(p.check()?, o, k));
+                }
                 Trainer::Als(p.check()?)
             }
             Algo::Bpr => {
@@ -624,7 +700,7 @@ impl Trainer {
     fn implicit(&self) -> bool {
         match self {
             Trainer::Sgd(_) => false,
-            Trainer::Als(p) => p.params().implicit,
+            Trainer::Als(p) | Trainer::Spark(p, ..) => p.params().implicit,
             Trainer::Bpr(_) => true,
         }
     }
@@ -632,7 +708,7 @@ impl Trainer {
     fn epochs(&self) -> usize {
         match self {
             Trainer::Sgd(p) => p.params().epochs,
-            Trainer::Als(p) => p.params().epochs,
+            Trainer::Als(p) | Trainer::Spark(p, ..) => p.params().epochs,
             Trainer::Bpr(p) => p.params().epochs,
         }
     }
@@ -641,12 +717,14 @@ impl Trainer {
         &self,
         x: &Interactions,
         v: Option<&Validation>,
+        test: Option<&Interactions>,
         cb: &mut (dyn FnMut(&EpochReport) + Send),
     ) -> crate::Result<Model> {
         match self {
             Trainer::Sgd(p) => p.fit(x, v, cb),
             Trainer::Als(p) => p.fit(x, v, cb),
             Trainer::Bpr(p) => p.fit(x, v, cb),
+            Trainer::Spark(p, o, k) => crate::spark::fit(p.params(), o, x, test, *k),
         }
     }
 }
@@ -656,7 +734,7 @@ impl Trainer {
 /// positives about the same from dense to sparse logs (α ≈ 1 on ml-1m,
 /// ≈ 33 on Gowalla); λ = 0.05·(1 + α) grows with the data term it balances.
 fn adapt_to_data(trainer: Trainer, a: &TrainArgs, x: &Interactions) -> Result<Trainer> {
-    let Trainer::Als(p) = &trainer else {
+    let (Trainer::Als(p) | Trainer::Spark(p, ..)) = &trainer else {
         return Ok(trainer);
     };
     if !p.params().implicit || x.is_empty() {
@@ -670,7 +748,10 @@ fn adapt_to_data(trainer: Trainer, a: &TrainArgs, x: &Interactions) -> Result<Tr
     if a.reg.is_none() {
         q.reg = 0.05 * (1.0 + q.alpha);
     }
-    Ok(Trainer::Als(q.check()?))
+    Ok(match trainer {
+        Trainer::Spark(_, o, k) => Trainer::Spark(q.check()?, o, k),
+        _ => Trainer::Als(q.check()?),
+    })
 }
 
 /// Keeps entries with value ≥ `t`, as positives of value 1.
@@ -787,7 +868,12 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     };
     let t1 = std::time::Instant::now();
-    let mut model = trainer.fit(&train_side, valid.as_ref(), &mut on_epoch)?;
+    let mut model = trainer.fit(
+        &train_side,
+        valid.as_ref(),
+        test_side.as_ref(),
+        &mut on_epoch,
+    )?;
     let train_secs = t1.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -1331,6 +1417,16 @@ fn inspect(a: InspectArgs) -> Result<()> {
     v["has_timestamps"] = x.times.is_some().into();
     v["fingerprint"] = x.fingerprint().into();
     v["value_mean"] = x.mean_value().into();
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let m = data::export::export(&a.data, &a.load.options(), &a.out, a.partitions)
+        .with_context(|| format!("exporting {} to {}", a.data.join(", "), a.out.display()))?;
+    let mut v = serde_json::to_value(&m)?;
+    v["seconds"] = t0.elapsed().as_secs_f64().into();
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod loadtest;
 pub mod model;
 pub mod score;
 pub mod serve;
+pub mod spark;
 pub mod train;
 mod util;
 

@@ -11,6 +11,8 @@ mod model_file;
 mod quality;
 #[path = "suite/scoring.rs"]
 mod scoring;
+#[path = "suite/spark.rs"]
+mod spark;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
