@@ -231,7 +231,7 @@ fn spark_engine_without_spark_or_java_says_what_to_install() {
     let fake = p(&d, "spark-submit");
     std::fs::write(&fake, "#!/bin/sh\nexit 1\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_recsys"))
-        .args(&args[..8])
+        .args(&args[..7])
         .args(["--spark-submit", &fake])
         .env("JAVA_HOME", "/nonexistent")
         .output()
