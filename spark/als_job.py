@@ -43,6 +43,7 @@ def parse():
     ap.add_argument("--rating-min", type=float)
     ap.add_argument("--rating-max", type=float)
     ap.add_argument("--eval-k", type=int, default=10)
+    ap.add_argument("--checkpoint-dir", help="shared storage on a cluster (default OUT_DIR/_checkpoints)")
     return ap.parse_args()
 
 
@@ -51,6 +52,9 @@ def main():
     t_start = time.time()
     spark = SparkSession.builder.appName("recsys-als").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    # Without checkpoints the factors' lineage grows with every iteration, and
+    # deserializing it can overflow the stack (seen at 15 iterations).
+    spark.sparkContext.setCheckpointDir(a.checkpoint_dir or os.path.join(a.out, "_checkpoints"))
     from pyspark.ml.recommendation import ALS
 
     train = spark.read.parquet(os.path.join(a.data, "part-*.parquet")).select(
@@ -70,6 +74,7 @@ def main():
         numUserBlocks=a.blocks,
         numItemBlocks=a.blocks,
         coldStartStrategy="nan",
+        checkpointInterval=5,
     )
     als = ALS(userCol="user", itemCol="item", ratingCol="rating", **params)
     t0 = time.time()

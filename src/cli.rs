@@ -618,9 +618,11 @@ impl Trainer {
     fn from_args(a: &TrainArgs) -> Result<Trainer> {
         let implicit = a.implicit || (a.positive_threshold.is_some() && a.algo != Some(Algo::Sgd));
         let spark = a.engine.engine == EngineArg::Spark;
-        let algo = a
-            .algo
-            .unwrap_or(if implicit || spark { Algo::Als } else { Algo::Sgd });
+        let algo = a.algo.unwrap_or(if implicit || spark {
+            Algo::Als
+        } else {
+            Algo::Sgd
+        });
         if spark && (algo != Algo::Als || a.validation.is_some()) {
             bail!("--engine spark trains ALS (--algo als) without --validation");
         }
@@ -673,7 +675,8 @@ impl Trainer {
                     // Spark and Java are looked for before any data is read.
                     crate::spark::check_params(&p)?;
                     let mut o = a.engine.spark_options();
-                    o.spark_submit = Some(crate::spark::find_spark_submit(o.spark_submit.as_deref())?);
+                    o.spark_submit =
+                        Some(crate::spark::find_spark_submit(o.spark_submit.as_deref())?);
                     crate::spark::check_java()?;
                     let k = a.eval_k.first().copied().unwrap_or(10);
                     return Ok(Trainer::Spark(p.check()?, o, k));

@@ -286,6 +286,8 @@ pub fn fit(
         if !opts.submit_args.iter().any(|a| a == "--driver-memory") {
             cmd.args(["--driver-memory", "4g"]);
         }
+        // ALS's deep task closures need more than the default thread stack.
+        cmd.args(["--conf", "spark.driver.extraJavaOptions=-Xss16m"]);
         if std::env::var_os("SPARK_LOCAL_IP").is_none() {
             cmd.env("SPARK_LOCAL_IP", "127.0.0.1");
         }
@@ -328,11 +330,18 @@ pub fn fit(
         })?;
     if !status.success() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(25).collect();
+        // The cause is usually the first exception; the tail says where it stopped.
+        let first: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("Error") || l.contains("Exception"))
+            .take(5)
+            .collect();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(spark_error(format!(
-            "spark-submit ({}) failed with {status}; the last lines of its output:\n{}",
+            "spark-submit ({}) failed with {status}; its first errors:\n{}\n…\nthe last lines of its output:\n{}",
             submit.display(),
+            first.join("\n"),
             tail.join("\n")
         )));
     }
@@ -496,7 +505,11 @@ mod tests {
             let f = std::fs::File::create(dir.join(name)).unwrap();
             ParquetWriter::new(f).finish(&mut df).unwrap();
         };
-        write("a.parquet", vec![2, 0], vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        write(
+            "a.parquet",
+            vec![2, 0],
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]],
+        );
         let (f, n) = read_factors(&dir, 3, 2).unwrap();
         assert_eq!(n, 2);
         assert_eq!(f, vec![3.0, 4.0, 0.0, 0.0, 1.0, 2.0]);

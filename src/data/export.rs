@@ -414,7 +414,11 @@ fn manifest(
     sources: &[String],
     (rows_read, bad_rows_skipped, duplicates_dropped): (usize, usize, usize),
 ) -> Manifest {
-    let (min, max) = if t.rows == 0 { (0.0, 0.0) } else { (t.min, t.max) };
+    let (min, max) = if t.rows == 0 {
+        (0.0, 0.0)
+    } else {
+        (t.min, t.max)
+    };
     Manifest {
         format: EXPORT_FORMAT.into(),
         format_version: 1,
@@ -602,12 +606,8 @@ pub fn export(
     for f in &files {
         for_each_batch(f, opts, |df| {
             let pl = polars_err(f);
-            let u = users
-                .lookup(df.column("user").map_err(&pl)?)
-                .map_err(&pl)?;
-            let i = items
-                .lookup(df.column("item").map_err(&pl)?)
-                .map_err(&pl)?;
+            let u = users.lookup(df.column("user").map_err(&pl)?).map_err(&pl)?;
+            let i = items.lookup(df.column("item").map_err(&pl)?).map_err(&pl)?;
             let v = df.column("rating").map_err(&pl)?.f32().map_err(&pl)?;
             let t = match (has_time, df.column("time")) {
                 (true, Ok(c)) => Some(c.i64().map_err(&pl)?),
@@ -760,7 +760,10 @@ mod tests {
         got.sort_by(|p, q| p.partial_cmp(q).unwrap());
         want.sort_by(|p, q| p.partial_cmp(q).unwrap());
         assert_eq!(got, want);
-        assert!(want.contains(&("ann".into(), "x".into(), 5.0)), "newest wins");
+        assert!(
+            want.contains(&("ann".into(), "x".into(), 5.0)),
+            "newest wins"
+        );
         // Re-exporting over an existing export replaces it whole.
         let mc = export(&src[..1], &opts, &b, 2).unwrap();
         assert_eq!(read_manifest(&b).unwrap(), mc);
@@ -799,7 +802,10 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!((m.users, m.items, m.rating_min, m.rating_max), (2, 2, 1.0, 4.0));
+        assert_eq!(
+            (m.users, m.items, m.rating_min, m.rating_max),
+            (2, 2, 1.0, 4.0)
+        );
         let u = read_id_map(&out.join("user_ids.parquet")).unwrap();
         assert!(matches!(&u, IdMap::Int { ids, .. } if ids == &vec![7, 3]));
     }

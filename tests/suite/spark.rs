@@ -116,7 +116,10 @@ fn train_and_compare(d: &tempfile::TempDir, args: &[&str]) -> (String, serde_jso
             let want = if model.meta().implicit {
                 s
             } else {
-                s.clamp(model.meta().rating_min as f64, model.meta().rating_max as f64)
+                s.clamp(
+                    model.meta().rating_min as f64,
+                    model.meta().rating_max as f64,
+                )
             };
             let got = model.predict(*u as u32, *i as u32) as f64;
             assert!((got - want).abs() < 1e-4, "({u}, {i}): {got} vs {want}");
@@ -163,7 +166,10 @@ fn spark_als_on_ratings_imports_exactly_and_evaluates_as_spark() {
         e["rmse"].as_f64().unwrap(),
         spark_eval["rmse"].as_f64().unwrap(),
     );
-    assert!((ours - theirs).abs() < 1e-4, "RMSE {ours} vs Spark's {theirs}");
+    assert!(
+        (ours - theirs).abs() < 1e-4,
+        "RMSE {ours} vs Spark's {theirs}"
+    );
     assert_eq!(e["n"], spark_eval["n"]);
     assert!(ours < 0.96, "RMSE {ours}");
     let info = json(&ok(&["info", &m, "--json"]));
@@ -241,7 +247,9 @@ fn spark_engine_without_spark_or_java_says_what_to_install() {
     assert!(err.contains("JDK 17"), "{err}");
     assert!(!Path::new(&m).exists(), "no model written");
     // What Spark cannot do is refused before any data is read.
-    let err = fails(&["train", "--engine", "spark", "--algo", "sgd", "--data", &base]);
+    let err = fails(&[
+        "train", "--engine", "spark", "--algo", "sgd", "--data", &base,
+    ]);
     assert!(err.contains("--engine spark trains ALS"), "{err}");
     let err = fails(&[
         "train",
@@ -288,8 +296,9 @@ fn export_streams_ml100k_into_partitions_that_match_the_loader() {
         total += df.height();
     }
     assert_eq!(serde_json::Value::from(total), m["rows"]);
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(&out).join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&out).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(manifest["fingerprint"], m["fingerprint"]);
 }
