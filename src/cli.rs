@@ -59,6 +59,21 @@ pub enum Command {
     /// Write interactions with dense ids as partitioned Parquet (streamed),
     /// the layout Spark's ALS job reads.
     Export(ExportArgs),
+    /// Build a model file from a Spark ALS job's output and the export it read.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The export the job trained on (`recsys export`).
+    #[arg(long)]
+    pub export: PathBuf,
+    /// The job's output folder (user_factors/, item_factors/, job.json).
+    #[arg(long)]
+    pub spark_out: PathBuf,
+    /// Model file to write.
+    #[arg(long, short = 'o', default_value = DEFAULT_MODEL)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -554,6 +569,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve(a),
         Command::Loadtest(a) => loadtest(a),
         Command::Export(a) => export(a),
+        Command::Import(a) => {
+            let m = crate::spark::import(&a.export, &a.spark_out)
+                .with_context(|| format!("importing {}", a.spark_out.display()))?;
+            m.save(&a.out)
+                .with_context(|| format!("writing model {}", a.out.display()))?;
+            println!(
+                "imported {} users × {} items → {}",
+                m.n_users(),
+                m.n_items(),
+                a.out.display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -345,45 +345,91 @@ pub fn fit(
             tail.join("\n")
         )));
     }
+    let job = read_job(&out_dir)?;
+    let extra = serde_json::json!({
+        "wall_seconds": t0.elapsed().as_secs_f64(),
+        "partitions": partitions,
+    });
+    let range = (manifest.rating_min, manifest.rating_max);
+    build_model(p, &job, train, &out_dir, range, extra)
+}
+
+/// Reads `OUT_DIR/job.json`, the job's report.
+pub fn read_job(out_dir: &Path) -> Result<JobReport> {
     let job_path = out_dir.join("job.json");
-    let job: JobReport = std::fs::read_to_string(&job_path)
+    std::fs::read_to_string(&job_path)
         .map_err(|e| Error::io(&job_path, e))
         .and_then(|t| {
             serde_json::from_str(&t).map_err(|e| Error::Format {
                 path: job_path.clone(),
                 message: e.to_string(),
             })
-        })?;
+        })
+}
 
+/// Imports a job that ran elsewhere (e.g. submitted by hand on a cluster):
+/// the training data and id maps from the export it read, the factors and
+/// parameters from its output folder.
+pub fn import(export_dir: &Path, out_dir: &Path) -> Result<Model> {
+    let (train, manifest) = export::read(export_dir)?;
+    let job = read_job(out_dir)?;
+    let num = |key: &str| job.params.get(key).and_then(|v| v.as_f64());
+    let missing = |key: &str| Error::Format {
+        path: out_dir.join("job.json"),
+        message: format!("params.{key} is missing"),
+    };
+    let p = AlsParams {
+        factors: num("rank").ok_or_else(|| missing("rank"))? as usize,
+        epochs: num("maxIter").ok_or_else(|| missing("maxIter"))? as usize,
+        reg: num("regParam").ok_or_else(|| missing("regParam"))? as f32,
+        alpha: num("alpha").unwrap_or(1.0) as f32,
+        implicit: job
+            .params
+            .get("implicitPrefs")
+            .and_then(|v| v.as_bool())
+            .ok_or_else(|| missing("implicitPrefs"))?,
+        seed: num("seed").unwrap_or(0.0) as u64,
+        ..Default::default()
+    };
+    let extra = serde_json::json!({
+        "imported_from": out_dir.display().to_string(),
+        "partitions": manifest.partitions,
+    });
+    let range = (manifest.rating_min, manifest.rating_max);
+    build_model(&p, &job, &train, out_dir, range, extra)
+}
+
+/// The model from the job's factors and report; `extra` joins `params.spark`.
+fn build_model(
+    p: &AlsParams,
+    job: &JobReport,
+    train: &Interactions,
+    out_dir: &Path,
+    rating_range: (f32, f32),
+    extra: serde_json::Value,
+) -> Result<Model> {
     let k = p.factors;
     let (user_factors, _) = read_factors(&out_dir.join("user_factors"), train.n_users(), k)?;
     let (item_factors, _) = read_factors(&out_dir.join("item_factors"), train.n_items(), k)?;
-    let wall = t0.elapsed().as_secs_f64();
-
+    let mut spark = serde_json::json!({
+        "version": job.spark_version,
+        "master": job.master,
+        "als": job.params,
+        "mean": job.mean,
+        "fit_seconds": job.fit_seconds,
+        "job_seconds": job.total_seconds,
+        "evaluation": job.evaluation,
+    });
+    if let (Some(s), serde_json::Value::Object(e)) = (spark.as_object_mut(), extra) {
+        s.extend(e);
+    }
     let mut params = serde_json::to_value(p).unwrap_or_default();
     if let serde_json::Value::Object(o) = &mut params {
         o.insert("engine".into(), "spark".into());
-        o.insert(
-            "spark".into(),
-            serde_json::json!({
-                "version": job.spark_version,
-                "master": job.master,
-                "als": job.params,
-                "mean": job.mean,
-                "fit_seconds": job.fit_seconds,
-                "job_seconds": job.total_seconds,
-                "wall_seconds": wall,
-                "partitions": partitions,
-                "evaluation": job.evaluation,
-            }),
-        );
+        o.insert("spark".into(), spark);
     }
     let algo = if p.implicit { "als-implicit" } else { "als" };
-    let range = if p.implicit {
-        (0.0, 0.0)
-    } else {
-        (manifest.rating_min, manifest.rating_max)
-    };
+    let range = if p.implicit { (0.0, 0.0) } else { rating_range };
     let meta = ModelMeta::new(algo, p.implicit, k, params, Vec::new(), p.epochs, range);
     let mean = job.mean as f32;
     let mut model = Model::from_parts(ModelParts {

@@ -257,6 +257,54 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     Ok(m)
 }
 
+/// Reads an export back into interactions (every partition, in memory),
+/// with its manifest.
+pub fn read(dir: &Path) -> Result<(Interactions, Manifest)> {
+    let m = read_manifest(dir)?;
+    let user_ids = read_id_map(&dir.join("user_ids.parquet"))?;
+    let item_ids = read_id_map(&dir.join("item_ids.parquet"))?;
+    let mut x = Interactions {
+        users: Vec::with_capacity(m.rows),
+        items: Vec::with_capacity(m.rows),
+        values: Vec::with_capacity(m.rows),
+        times: m.has_time.then(Vec::new),
+        user_ids: std::sync::Arc::new(user_ids),
+        item_ids: std::sync::Arc::new(item_ids),
+    };
+    for p in 0..m.partitions {
+        let path = dir.join(part_name(p));
+        let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let df = ParquetReader::new(f).finish().map_err(polars_err(&path))?;
+        let r = Rows::from_frame(&df).map_err(polars_err(&path))?;
+        let (nu, ni) = (x.n_users(), x.n_items());
+        if r.users.iter().any(|&u| u < 0 || u as usize >= nu)
+            || r.items.iter().any(|&i| i < 0 || i as usize >= ni)
+        {
+            return Err(Error::Format {
+                path,
+                message: format!("an id outside the id maps ({nu} users, {ni} items)"),
+            });
+        }
+        x.users.extend(r.users.iter().map(|&u| u as u32));
+        x.items.extend(r.items.iter().map(|&i| i as u32));
+        x.values.extend(&r.values);
+        if let (Some(t), Some(rt)) = (&mut x.times, &r.times) {
+            t.extend(rt);
+        }
+    }
+    if x.len() != m.rows {
+        return Err(Error::Format {
+            path: dir.join("manifest.json"),
+            message: format!(
+                "{} rows in the partitions, the manifest says {}",
+                x.len(),
+                m.rows
+            ),
+        });
+    }
+    Ok((x, m))
+}
+
 /// A directory built beside its destination and renamed into place.
 struct Staged {
     tmp: PathBuf,
@@ -764,6 +812,9 @@ mod tests {
             want.contains(&("ann".into(), "x".into(), 5.0)),
             "newest wins"
         );
+        let (back, _) = read(&b).unwrap();
+        assert_eq!((back.len(), back.n_users(), back.n_items()), (5, 4, 3));
+        assert_eq!(back.times.as_ref().map(|t| t.len()), Some(5));
         // Re-exporting over an existing export replaces it whole.
         let mc = export(&src[..1], &opts, &b, 2).unwrap();
         assert_eq!(read_manifest(&b).unwrap(), mc);

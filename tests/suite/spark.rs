@@ -172,6 +172,28 @@ fn spark_als_on_ratings_imports_exactly_and_evaluates_as_spark() {
     );
     assert_eq!(e["n"], spark_eval["n"]);
     assert!(ours < 0.96, "RMSE {ours}");
+    // A job run elsewhere imports from its export and output folder alone.
+    let work = d.path().join("work");
+    let m2 = p(&d, "imported.st");
+    ok(&[
+        "import",
+        "--export",
+        &work.join("data").to_string_lossy(),
+        "--spark-out",
+        &work.join("out").to_string_lossy(),
+        "--out",
+        &m2,
+    ]);
+    let e2 = json(&ok(&[
+        "eval",
+        "--model",
+        &m2,
+        "--test",
+        &data("ml-100k/u1.test"),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(e2["rmse"], e["rmse"]);
     let info = json(&ok(&["info", &m, "--json"]));
     assert_eq!(info["algorithm"], "als");
 }
