@@ -148,6 +148,11 @@ pub fn warm_trainer(base: &Trainer, epochs: Option<usize>) -> Result<Trainer> {
                 o.insert("epochs".into(), e.into());
             })
         }
+        // Spark trains from scratch (see [`Trainer::warm_starts`]): the
+        // full schedule.
+        Trainer::Spark(..) => base.with_params(|o| {
+            o.insert("epochs".into(), epochs.unwrap_or(n).into());
+        }),
     }
 }
 
