@@ -271,6 +271,10 @@ pub struct RetrainArgs {
     /// Only the decision line per run.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// --engine spark trains every candidate on Spark (ALS, from scratch);
+    /// a current model trained on Spark retrains there without it.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Args, Debug)]
@@ -1532,6 +1536,14 @@ fn info(a: InfoArgs) -> Result<()> {
             ""
         }
     );
+    if m.params["engine"] == "spark" {
+        let s = &m.params["spark"];
+        println!(
+            "engine       spark {} ({})",
+            s["version"].as_str().unwrap_or("?"),
+            s["master"].as_str().unwrap_or("?")
+        );
+    }
     println!("created      {}", m.created);
     println!(
         "size         {} users × {} items, k = {}",
@@ -1778,9 +1790,16 @@ fn retrain(a: RetrainArgs) -> Result<()> {
         factors: a.factors,
         seed: a.seed,
         threads: a.threads,
+        engine: a.engine.clone(),
         ..Default::default()
     };
+    // With --engine spark this also finds spark-submit and Java up front.
     let bootstrap = trainer_from_args(&boot_args)?;
+    let spark_engine = a.engine.engine == EngineArg::Spark;
+    let spark = match &bootstrap {
+        Trainer::Spark(_, o, _) => o.clone(),
+        _ => a.engine.spark_options(),
+    };
     let params = retrain::RetrainParams {
         sources: a.data.clone(),
         load: a.load.options(),
@@ -1799,6 +1818,8 @@ fn retrain(a: RetrainArgs) -> Result<()> {
         positive_threshold: a.positive_threshold,
         seed: a.seed,
         threads: a.threads,
+        spark,
+        spark_engine,
     };
     let reg = Registry::open(&a.models)
         .with_context(|| format!("opening the registry {}", a.models.display()))?;
@@ -1899,6 +1920,8 @@ fn outcome_line(o: &crate::retrain::Outcome) -> String {
             "  warm start ({} users and {} items kept, {} and {} new)",
             w["users_kept"], w["items_kept"], w["users_new"], w["items_new"]
         );
+    } else if d["params"]["engine"] == "spark" {
+        s += "  cold start on Spark";
     } else {
         s += "  cold start";
     }

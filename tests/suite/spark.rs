@@ -287,6 +287,61 @@ fn spark_engine_without_spark_or_java_says_what_to_install() {
 }
 
 #[test]
+fn retrain_on_spark_promotes_and_a_spark_model_retrains_there_cold() {
+    if !spark_ready("retrain_on_spark_promotes_and_a_spark_model_retrains_there_cold") {
+        return;
+    }
+    let d = tmp();
+    let models = p(&d, "models");
+    let base = data("ml-100k/u1.base");
+    // Few iterations at a small rank: this checks the wiring, not quality.
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "retrain",
+            "--once",
+            "--json",
+            "--data",
+            &base,
+            "--models",
+            &models,
+            "--epochs",
+            "3",
+            "--spark-master",
+            "local[2]",
+        ];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        json(out.lines().last().unwrap())
+    };
+    let r = run(&["--engine", "spark", "-k", "8"]);
+    assert_eq!(r["decision"], "promoted", "{r}");
+    assert_eq!(r["details"]["params"]["engine"], "spark", "{r}");
+    assert_eq!(r["details"]["epochs"], 3, "{r}");
+    let current = format!("{models}/current");
+    let info = json(&ok(&["info", &current, "--json"]));
+    assert_eq!(info["params"]["engine"], "spark");
+    assert_eq!(info["params"]["spark"]["als"]["rank"], 8);
+    assert_eq!(info["params"]["spark"]["als"]["maxIter"], 3);
+    assert!(ok(&["info", &current]).contains("engine       spark 4.3.0"));
+    assert!(
+        info["metrics"]["holdout_rmse"].as_f64().unwrap() < 1.2,
+        "{info}"
+    );
+
+    // The current model came from Spark, so the next candidate trains there
+    // too without --engine, from scratch, and the record says why.
+    let r2 = run(&["--force", "--gate", "rmse <= 1.05 * current"]);
+    assert_eq!(r2["decision"], "promoted", "{r2}");
+    assert_eq!(r2["details"]["params"]["engine"], "spark", "{r2}");
+    assert!(r2["details"]["warm_start"].is_null(), "{r2}");
+    let why = r2["details"]["cold_start"].as_str().unwrap_or_default();
+    assert!(why.contains("Spark"), "{r2}");
+    let info = json(&ok(&["info", &current, "--json"]));
+    assert_eq!(info["params"]["spark"]["cold_start"], why);
+    assert!(info.get("warm_start").is_none() && info.get("params_base").is_none());
+}
+
+#[test]
 fn export_streams_ml100k_into_partitions_that_match_the_loader() {
     let d = tmp();
     let out = p(&d, "export");
