@@ -505,6 +505,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_spark_trainer_round_trips_through_its_parameters_and_keeps_its_options() {
+        let opts = crate::spark::SparkOptions {
+            master: "yarn".into(),
+            submit_args: vec!["--queue=ml".into()],
+            ..Default::default()
+        };
+        let als = Trainer::Als(als::AlsParams::default().check().unwrap());
+        let spark = als.on_spark(opts.clone()).unwrap();
+        assert!(!spark.warm_starts() && als.warm_starts());
+        // The stored parameters say Spark, so a model's metadata gives Spark back.
+        let v = spark.params_json();
+        assert_eq!(v["engine"], "spark");
+        assert!(matches!(
+            Trainer::from_parts("als-implicit", &v).unwrap(),
+            Trainer::Spark(..)
+        ));
+        assert!(matches!(
+            Trainer::from_parts("als", &als.params_json()).unwrap(),
+            Trainer::Als(..)
+        ));
+        // Editing parameters keeps the options; a changed epoch count shows.
+        let t = spark
+            .with_params(|o| {
+                o.insert("epochs".into(), 3.into());
+            })
+            .unwrap();
+        let Trainer::Spark(p, o, _) = &t else {
+            panic!("not Spark: {t:?}")
+        };
+        assert_eq!((p.params().epochs, o), (3, &opts));
+        // Only ALS moves to Spark; early stopping is dropped, not refused.
+        let sgd = Trainer::Sgd(sgd::SgdParams::default().check().unwrap());
+        assert!(sgd
+            .on_spark(opts.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("ALS"));
+        let patient = Trainer::Als(
+            als::AlsParams {
+                patience: Some(2),
+                ..Default::default()
+            }
+            .check()
+            .unwrap(),
+        );
+        let Trainer::Spark(p, ..) = patient.on_spark(opts).unwrap() else {
+            panic!("not Spark")
+        };
+        assert_eq!(p.params().patience, None);
+    }
+
+    #[test]
     fn epoch_reports_of_older_files_still_load() {
         // A history entry as the first format wrote it, without the later fields.
         let old = r#"{"epoch":3,"train_rmse":0.9,"valid_rmse":null,"valid_precision":null,
