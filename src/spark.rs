@@ -455,8 +455,12 @@ fn build_model(
 /// Reads the factors Spark wrote (a folder of Parquet files with `id`
 /// (Int32) and `features` (list of Float32)) into a dense row-major
 /// `n × k` array; rows Spark did not write stay zero. Returns the array and
-/// the number of rows found.
+/// the number of rows found. A corrupt file is an error, never a panic.
 pub fn read_factors(dir: &Path, n: usize, k: usize) -> Result<(Vec<f32>, usize)> {
+    crate::data::guard_reader(dir, || read_factors_unguarded(dir, n, k))
+}
+
+fn read_factors_unguarded(dir: &Path, n: usize, k: usize) -> Result<(Vec<f32>, usize)> {
     let pattern = dir.join("*.parquet");
     let pl = |e: PolarsError| Error::Polars {
         path: dir.to_path_buf(),

@@ -258,8 +258,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 }
 
 /// Reads an export back into interactions (every partition, in memory),
-/// with its manifest.
+/// with its manifest. A corrupt file is an error on it, never a panic.
 pub fn read(dir: &Path) -> Result<(Interactions, Manifest)> {
+    super::guard_reader(dir, || read_unguarded(dir))
+}
+
+fn read_unguarded(dir: &Path) -> Result<(Interactions, Manifest)> {
     let m = read_manifest(dir)?;
     let user_ids = read_id_map(&dir.join("user_ids.parquet"))?;
     let item_ids = read_id_map(&dir.join("item_ids.parquet"))?;
@@ -499,8 +503,17 @@ fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
 
 /// Calls `f` with each checked batch of rows of `path` (columns `user`,
 /// `item`, `rating`[, `time`]), in file order, streaming through polars.
-/// Returns (rows read, bad rows skipped).
+/// Returns (rows read, bad rows skipped). A panic of polars' reader on a
+/// malformed file is an error on that file, as in [`super::load`].
 fn for_each_batch(
+    path: &Path,
+    opts: &LoadOptions,
+    f: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<(usize, usize)> {
+    super::guard_reader(path, || for_each_batch_unguarded(path, opts, f))
+}
+
+fn for_each_batch_unguarded(
     path: &Path,
     opts: &LoadOptions,
     mut f: impl FnMut(DataFrame) -> Result<()>,
@@ -608,7 +621,7 @@ pub fn export(
     let files = super::expand_sources(sources)?;
     let layouts = files
         .iter()
-        .map(|f| format::detect(f, opts))
+        .map(|f| super::guard_reader(f, || format::detect(f, opts)))
         .collect::<Result<Vec<_>>>()?;
     let has_time = layouts.iter().all(|l| l.time.is_some());
     let implicit = layouts.iter().all(|l| l.rating.is_none());

@@ -322,7 +322,14 @@ pub fn filter_min_counts(x: Interactions, min_user: u32, min_item: u32) -> Inter
 /// Parquet footer does, in its metadata decoder); a bad file must not
 /// bring the program down.
 fn read_file_guarded(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, opts))).unwrap_or_else(
+    guard_reader(path, || read_file(path, opts))
+}
+
+/// Runs `read`, a reader of `path`, with a panic inside it turned into an
+/// error on this file (see [`read_file_guarded`]); the export and the
+/// Spark import read Parquet through it too.
+pub(crate) fn guard_reader<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(
         |panic| {
             let why = panic
                 .downcast_ref::<&str>()

@@ -379,3 +379,22 @@ fn export_streams_ml100k_into_partitions_that_match_the_loader() {
     .unwrap();
     assert_eq!(manifest["fingerprint"], m["fingerprint"]);
 }
+
+#[test]
+fn export_of_a_corrupt_parquet_file_is_an_error_not_a_panic() {
+    // The Parquet inputs that once made polars' reader panic (kept for the
+    // fuzz targets); export reads files its own way, so it is checked too.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/rows_parquet");
+    let d = tmp();
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let src = e.unwrap().path();
+        let f = p(&d, "bad.parquet");
+        std::fs::copy(&src, &f).unwrap();
+        let err = fails(&["export", "--data", &f, "--out", &p(&d, "export")]);
+        assert!(err.contains("bad.parquet"), "{}: {err}", src.display());
+        assert!(!Path::new(&p(&d, "export")).exists());
+        n += 1;
+    }
+    assert!(n > 0);
+}
