@@ -328,7 +328,7 @@ fn retrain_on_spark_promotes_and_a_spark_model_retrains_there_cold() {
 
     // The current model came from Spark, so the next candidate trains there
     // too without --engine, from scratch with the full schedule (a warm run
-    // would take a third of the iterations), and the record says why.
+    // would take fewer iterations), and the record says why.
     let r2 = run(&["--force", "--gate", "rmse <= 1.05 * current"]);
     assert_eq!(r2["decision"], "promoted", "{r2}");
     assert_eq!(r2["details"]["params"]["engine"], "spark", "{r2}");
