@@ -64,6 +64,101 @@ pub enum Command {
     Retrain(RetrainArgs),
     /// The model registry: list, promote, roll back, history, clean up.
     Models(ModelsArgs),
+    /// Write interactions with dense ids as partitioned Parquet (streamed),
+    /// the layout Spark's ALS job reads.
+    Export(ExportArgs),
+    /// Build a model file from a Spark ALS job's output and the export it read.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The export the job trained on (`recsys export`).
+    #[arg(long)]
+    pub export: PathBuf,
+    /// The job's output folder (user_factors/, item_factors/, job.json).
+    #[arg(long)]
+    pub spark_out: PathBuf,
+    /// Model file to write.
+    #[arg(long, short = 'o', default_value = DEFAULT_MODEL)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Interaction files, folders or globs (repeatable).
+    #[arg(long, short = 'd', required = true)]
+    pub data: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Output folder (replaced whole when it exists).
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// Parquet partitions (rows go to partition user % N).
+    #[arg(long, default_value_t = 8)]
+    pub partitions: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq)]
+pub enum EngineArg {
+    /// recsys's own trainers.
+    #[default]
+    Native,
+    /// Apache Spark's ALS through spark-submit, imported into the model file.
+    Spark,
+}
+
+/// Where `train` and `retrain` run.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// native, or spark (ALS on Apache Spark; needs spark-submit and Java).
+    #[arg(long, value_enum, default_value = "native")]
+    pub engine: EngineArg,
+    /// spark-submit --master: local[N], spark://host:port, yarn, …
+    #[arg(long, default_value = "local[2]")]
+    pub spark_master: String,
+    /// The spark-submit program (default: $SPARK_HOME/bin, PATH, or pyspark's).
+    #[arg(long)]
+    pub spark_submit: Option<PathBuf>,
+    /// Keep the export, the job and Spark's output in this folder.
+    #[arg(long)]
+    pub spark_dir: Option<PathBuf>,
+    /// Extra spark-submit argument, e.g. --spark-arg=--driver-memory=8g (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    pub spark_arg: Vec<String>,
+}
+
+impl EngineArgs {
+    pub fn spark_options(&self) -> crate::spark::SparkOptions {
+        crate::spark::SparkOptions {
+            master: self.spark_master.clone(),
+            spark_submit: self.spark_submit.clone(),
+            work_dir: self.spark_dir.clone(),
+            partitions: None,
+            submit_args: self.spark_arg.clone(),
+        }
+    }
+
+    /// [`Self::spark_options`] with spark-submit found and Java checked, so
+    /// a machine without Spark fails before any data is read.
+    pub fn spark_options_checked(&self) -> Result<crate::spark::SparkOptions> {
+        let mut o = self.spark_options();
+        o.spark_submit = Some(crate::spark::find_spark_submit(o.spark_submit.as_deref())?);
+        crate::spark::check_java()?;
+        Ok(o)
+    }
+}
+
+impl Default for EngineArgs {
+    fn default() -> Self {
+        EngineArgs {
+            engine: EngineArg::Native,
+            spark_master: "local[2]".into(),
+            spark_submit: None,
+            spark_dir: None,
+            spark_arg: Vec::new(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -176,6 +271,10 @@ pub struct RetrainArgs {
     /// Only the decision line per run.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// --engine spark trains every candidate on Spark (ALS, from scratch);
+    /// a current model trained on Spark retrains there without it.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Args, Debug)]
@@ -442,6 +541,8 @@ pub struct TrainArgs {
     /// Print the final summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -672,6 +773,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report(a),
         Command::Retrain(a) => retrain(a),
         Command::Models(a) => models(a),
+        Command::Export(a) => export(a),
+        Command::Import(a) => {
+            let m = crate::spark::import(&a.export, &a.spark_out)
+                .with_context(|| format!("importing {}", a.spark_out.display()))?;
+            m.save(&a.out)
+                .with_context(|| format!("writing model {}", a.out.display()))?;
+            println!(
+                "imported {} users × {} items → {}",
+                m.n_users(),
+                m.n_items(),
+                a.out.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -725,9 +840,15 @@ fn load_data(
 
 fn trainer_from_args(a: &TrainArgs) -> Result<Trainer> {
     let implicit = a.implicit || (a.positive_threshold.is_some() && a.algo != Some(Algo::Sgd));
-    let algo = a
-        .algo
-        .unwrap_or(if implicit { Algo::Als } else { Algo::Sgd });
+    let spark = a.engine.engine == EngineArg::Spark;
+    let algo = a.algo.unwrap_or(if implicit || spark {
+        Algo::Als
+    } else {
+        Algo::Sgd
+    });
+    if spark && (algo != Algo::Als || a.validation.is_some()) {
+        bail!("--engine spark trains ALS (--algo als) without --validation");
+    }
     if implicit && algo == Algo::Sgd {
         bail!("--algo sgd fits ratings; for implicit feedback use --algo als or --algo bpr");
     }
@@ -772,6 +893,13 @@ fn trainer_from_args(a: &TrainArgs) -> Result<Trainer> {
             }
             if !implicit && p.solver == Solver::Cg {
                 bail!("--solver cg is for implicit feedback; explicit ALS solves each row exactly (cholesky)");
+            }
+            if spark {
+                // Spark and Java are looked for before any data is read.
+                crate::spark::check_params(&p)?;
+                let o = a.engine.spark_options_checked()?;
+                let k = a.eval_k.first().copied().unwrap_or(10);
+                return Ok(Trainer::Spark(p.check()?, o, k));
             }
             Trainer::Als(p.check()?)
         }
@@ -906,7 +1034,13 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     };
     let t1 = std::time::Instant::now();
-    let mut model = trainer.fit_with(&train_side, valid.as_ref(), None, &mut on_epoch)?;
+    let mut model = trainer.fit_full(
+        &train_side,
+        valid.as_ref(),
+        None,
+        test_side.as_ref(),
+        &mut on_epoch,
+    )?;
     let train_secs = t1.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -1402,6 +1536,14 @@ fn info(a: InfoArgs) -> Result<()> {
             ""
         }
     );
+    if m.params["engine"] == "spark" {
+        let s = &m.params["spark"];
+        println!(
+            "engine       spark {} ({})",
+            s["version"].as_str().unwrap_or("?"),
+            s["master"].as_str().unwrap_or("?")
+        );
+    }
     println!("created      {}", m.created);
     println!(
         "size         {} users × {} items, k = {}",
@@ -1461,6 +1603,16 @@ fn inspect(a: InspectArgs) -> Result<()> {
     v["has_timestamps"] = x.times.is_some().into();
     v["fingerprint"] = x.fingerprint().into();
     v["value_mean"] = x.mean_value().into();
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let m = data::export::export(&a.data, &a.load.options(), &a.out, a.partitions)
+        .with_context(|| format!("exporting {} to {}", a.data.join(", "), a.out.display()))?;
+    let mut v = serde_json::to_value(&m)?;
+    v["seconds"] = t0.elapsed().as_secs_f64().into();
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
@@ -1638,9 +1790,16 @@ fn retrain(a: RetrainArgs) -> Result<()> {
         factors: a.factors,
         seed: a.seed,
         threads: a.threads,
+        engine: a.engine.clone(),
         ..Default::default()
     };
+    // With --engine spark this also finds spark-submit and Java up front.
     let bootstrap = trainer_from_args(&boot_args)?;
+    let spark_engine = a.engine.engine == EngineArg::Spark;
+    let spark = match &bootstrap {
+        Trainer::Spark(_, o, _) => o.clone(),
+        _ => a.engine.spark_options(),
+    };
     let params = retrain::RetrainParams {
         sources: a.data.clone(),
         load: a.load.options(),
@@ -1659,6 +1818,8 @@ fn retrain(a: RetrainArgs) -> Result<()> {
         positive_threshold: a.positive_threshold,
         seed: a.seed,
         threads: a.threads,
+        spark,
+        spark_engine,
     };
     let reg = Registry::open(&a.models)
         .with_context(|| format!("opening the registry {}", a.models.display()))?;
@@ -1759,6 +1920,8 @@ fn outcome_line(o: &crate::retrain::Outcome) -> String {
             "  warm start ({} users and {} items kept, {} and {} new)",
             w["users_kept"], w["items_kept"], w["users_new"], w["items_new"]
         );
+    } else if d["params"]["engine"] == "spark" {
+        s += "  cold start on Spark";
     } else {
         s += "  cold start";
     }

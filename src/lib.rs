@@ -18,6 +18,7 @@ pub mod report;
 pub mod retrain;
 pub mod score;
 pub mod serve;
+pub mod spark;
 pub mod train;
 mod util;
 

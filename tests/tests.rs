@@ -19,6 +19,8 @@ mod quality;
 mod retrain;
 #[path = "suite/scoring.rs"]
 mod scoring;
+#[path = "suite/spark.rs"]
+mod spark;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -9,6 +9,7 @@
 //! [`split`] cuts a train/test split; [`synth`] generates data with planted
 //! structure; [`titles`] reads item-title files.
 
+pub mod export;
 pub mod format;
 pub mod split;
 pub mod synth;
@@ -99,12 +100,12 @@ pub fn expand_sources(sources: &[String]) -> Result<Vec<PathBuf>> {
 
 /// One file read into columns `user`, `item` (Int64 or String), `rating`
 /// (Float32) and optionally `time` (Int64).
-struct FileFrame {
-    df: DataFrame,
-    int_ids: (bool, bool),
-    has_time: bool,
-    rows_read: usize,
-    bad_rows: usize,
+pub(crate) struct FileFrame {
+    pub(crate) df: DataFrame,
+    pub(crate) int_ids: (bool, bool),
+    pub(crate) has_time: bool,
+    pub(crate) rows_read: usize,
+    pub(crate) bad_rows: usize,
 }
 
 /// Loads interactions from files, folders or globs. See the module docs.
@@ -321,7 +322,14 @@ pub fn filter_min_counts(x: Interactions, min_user: u32, min_item: u32) -> Inter
 /// Parquet footer does, in its metadata decoder); a bad file must not
 /// bring the program down.
 fn read_file_guarded(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, opts))).unwrap_or_else(
+    guard_reader(path, || read_file(path, opts))
+}
+
+/// Runs `read`, a reader of `path`, with a panic inside it turned into an
+/// error on this file (see [`read_file_guarded`]); the export and the
+/// Spark import read Parquet through it too.
+pub(crate) fn guard_reader<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(
         |panic| {
             let why = panic
                 .downcast_ref::<&str>()
@@ -341,6 +349,51 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     if layout.format == Format::Adjacency {
         return read_adjacency(path, opts);
     }
+    let pl = |e: PolarsError| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let df = scan(path, &layout)?
+        .collect_with_engine(Engine::Streaming)
+        .map_err(pl)?
+        .unwrap_single();
+    let rows_read = df.height();
+    let (df, bad_rows) = check_rows(df, path, &layout, 0, opts)?;
+    // An id column is integral when every value parses as an integer.
+    let int_col = |df: &DataFrame, name: &str| -> PolarsResult<bool> {
+        // Integral only if every value survives the trip to i64 and back
+        // unchanged: u64 ids beyond i64 and zero-padded codes like "007"
+        // stay strings.
+        let c = df.column(name)?.as_materialized_series();
+        if !(c.dtype().is_integer() || c.dtype() == &DataType::String) {
+            return Ok(false);
+        }
+        let cast = c.cast(&DataType::Int64)?;
+        if cast.null_count() != c.null_count() {
+            return Ok(false);
+        }
+        if c.dtype() == &DataType::String {
+            return Ok(cast.cast(&DataType::String)?.equals_missing(c));
+        }
+        Ok(true)
+    };
+    let int_ids = (
+        int_col(&df, "user").map_err(pl)?,
+        int_col(&df, "item").map_err(pl)?,
+    );
+    Ok(FileFrame {
+        df,
+        int_ids,
+        has_time: layout.time.is_some(),
+        rows_read,
+        bad_rows,
+    })
+}
+
+/// The lazy read of one delimited or Parquet file: columns `user`, `item`,
+/// `rating` (Float32; 1 without a value column) and `time` (Int64), plus
+/// `rating_missing` / `time_missing` flags for [`check_rows`].
+pub(crate) fn scan(path: &Path, layout: &Layout) -> Result<LazyFrame> {
     let pl = |e: PolarsError| Error::Polars {
         path: path.to_path_buf(),
         source: e,
@@ -377,22 +430,33 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         sel.push(col(t.as_str()).cast(DataType::Int64).alias("time"));
         sel.push(col(t.as_str()).is_null().alias("time_missing"));
     }
-    let mut df = lf
-        .select(sel)
-        .collect_with_engine(Engine::Streaming)
-        .map_err(pl)?
-        .unwrap_single();
-    let rows_read = df.height();
+    Ok(lf.select(sel))
+}
 
-    let (bad, blank) = find_bad_rows(&df, &layout).map_err(pl)?;
+/// Checks the rows of a [`scan`] result whose first row is data row
+/// `offset` of the file: a malformed row is an error naming its line and
+/// field (or is dropped and counted with `skip_bad_rows`); blank lines are
+/// dropped. Returns the columns `user`, `item`, `rating` (and `time`).
+pub(crate) fn check_rows(
+    mut df: DataFrame,
+    path: &Path,
+    layout: &Layout,
+    offset: usize,
+    opts: &LoadOptions,
+) -> Result<(DataFrame, usize)> {
+    let pl = |e: PolarsError| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let (bad, blank) = find_bad_rows(&df, layout).map_err(pl)?;
     let mut bad_rows = 0;
     if let Some(&(row, field, column, reason)) = bad.first() {
         if !opts.skip_bad_rows {
             return Err(Error::MalformedRow {
                 path: path.to_path_buf(),
-                line: format::line_of_row(&layout, row),
+                line: format::line_of_row(layout, offset + row),
                 field: field.to_string(),
-                value: raw_field(path, &layout, row, column),
+                value: raw_field(path, layout, offset + row, column),
                 reason: reason.to_string(),
             });
         }
@@ -406,45 +470,16 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         let mask = BooleanChunked::from_slice("keep".into(), &keep);
         df = df.filter(&mask).map_err(pl)?;
     }
-    // An id column is integral when every value parses as an integer.
-    let int_col = |df: &DataFrame, name: &str| -> PolarsResult<bool> {
-        // Integral only if every value survives the trip to i64 and back
-        // unchanged: u64 ids beyond i64 and zero-padded codes like "007"
-        // stay strings.
-        let c = df.column(name)?.as_materialized_series();
-        if !(c.dtype().is_integer() || c.dtype() == &DataType::String) {
-            return Ok(false);
-        }
-        let cast = c.cast(&DataType::Int64)?;
-        if cast.null_count() != c.null_count() {
-            return Ok(false);
-        }
-        if c.dtype() == &DataType::String {
-            return Ok(cast.cast(&DataType::String)?.equals_missing(c));
-        }
-        Ok(true)
-    };
-    let int_ids = (
-        int_col(&df, "user").map_err(pl)?,
-        int_col(&df, "item").map_err(pl)?,
-    );
     let mut keep_cols = vec!["user", "item", "rating"];
     if layout.time.is_some() {
         keep_cols.push("time");
     }
-    let df = df.select(keep_cols).map_err(pl)?;
-    Ok(FileFrame {
-        df,
-        int_ids,
-        has_time: layout.time.is_some(),
-        rows_read,
-        bad_rows,
-    })
+    Ok((df.select(keep_cols).map_err(pl)?, bad_rows))
 }
 
 /// Reads `user item item …` lines (LightGCN's train/test files). Lines
 /// are independent, so a malformed one names its line and field.
-fn read_adjacency(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
+pub(crate) fn read_adjacency(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let (mut users, mut items) = (Vec::new(), Vec::new());
     let mut bad_rows = 0;

@@ -80,6 +80,12 @@ pub struct RetrainParams {
     pub positive_threshold: Option<f32>,
     pub seed: u64,
     pub threads: Option<usize>,
+    /// Train every candidate on Spark (`--engine spark`). Without it a
+    /// candidate trains on Spark only when the current model was trained
+    /// there (and `cold` is not set). Spark candidates train from scratch.
+    pub spark_engine: bool,
+    /// How to reach Spark when a candidate trains there.
+    pub spark: crate::spark::SparkOptions,
 }
 
 /// What one run decided.
@@ -149,6 +155,11 @@ pub fn warm_trainer(base: &Trainer, epochs: Option<usize>) -> Result<Trainer> {
                 o.insert("epochs".into(), e.into());
             })
         }
+        // Spark trains from scratch (see [`Trainer::warm_starts`]): the
+        // full schedule.
+        Trainer::Spark(..) => base.with_params(|o| {
+            o.insert("epochs".into(), epochs.unwrap_or(n).into());
+        }),
     }
 }
 
@@ -367,15 +378,30 @@ fn run_locked(
     let load_secs = t_load.elapsed().as_secs_f64();
 
     // The trainer: warm from the current model's own parameters, or cold.
+    // A model trained on Spark retrains there, as does every model with
+    // --engine spark; Spark cannot warm-start, so those train cold with the
+    // current model's parameters and the full schedule.
     let warm_from = current.as_ref().filter(|_| !p.cold);
+    let to_engine = |t: Trainer| -> Result<Trainer> {
+        if p.spark_engine || matches!(t, Trainer::Spark(..)) {
+            t.on_spark(p.spark.clone())
+        } else {
+            Ok(t)
+        }
+    };
     let trainer = match warm_from {
-        Some(m) => warm_trainer(&Trainer::from_meta(&base_meta(m))?, p.epochs)?,
+        Some(m) => warm_trainer(&to_engine(Trainer::from_meta(&base_meta(m))?)?, p.epochs)?,
         None => {
             let t = match (p.epochs, &current) {
                 (Some(e), _) => p.bootstrap.with_params(|o| {
                     o.insert("epochs".into(), e.into());
                 })?,
                 _ => p.bootstrap.clone(),
+            };
+            let t = if p.spark_engine {
+                t.on_spark(p.spark.clone())?
+            } else {
+                t
             };
             if p.bootstrap_adapt {
                 t.adapt_to_data(&train, false, false)?
@@ -384,6 +410,13 @@ fn run_locked(
             }
         }
     };
+    let cold_start = match warm_from {
+        Some(_) if !trainer.warm_starts() => Some(crate::spark::NO_WARM_START),
+        _ => None,
+    };
+    if let Some(why) = cold_start {
+        notes.push(format!("cold start: {why}"));
+    }
     let trainer = match (&trainer, p.threads) {
         (_, None) => trainer,
         (_, Some(n)) => trainer.with_params(|o| {
@@ -398,7 +431,7 @@ fn run_locked(
     let valid = crate::train::Validation::from_heldout(&train, &holdout);
     let mut model = trainer.fit_with(&train, Some(&valid), warm_from, &mut |_| {})?;
     let train_secs = t_train.elapsed().as_secs_f64();
-    if let Some(m) = warm_from {
+    if let Some(m) = warm_from.filter(|_| cold_start.is_none()) {
         // The cold parameters travel on, so the next warm run starts from
         // them and not from this run's shortened schedule.
         let base = base_meta(m);
@@ -452,7 +485,12 @@ fn run_locked(
         "algorithm": model.meta().algorithm,
         "params": trainer.params_json(),
         "warm_start": model.meta().warm_start,
-        "epochs": model.meta().history.len(),
+        "cold_start": cold_start,
+        // Spark reports no per-epoch history; its maxIter iterations all run.
+        "epochs": match model.meta().history.len() {
+            0 => trainer.epochs(),
+            n => n,
+        },
         "history": model.meta().history,
         "metrics": { "candidate": cand_metrics, "current": cur_metrics },
         "gate": { "expr": gate.to_string(), "lines": verdict.lines },
