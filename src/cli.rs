@@ -1651,6 +1651,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         watch_interval: std::time::Duration::from_millis(a.watch_ms),
         strict: a.strict,
         titles: read_titles(&a.titles)?.map(std::sync::Arc::new),
+        titles_path: a.titles.clone(),
     };
     runtime(a.threads)?
         .block_on(crate::serve::run(opts, a.addr))

@@ -60,6 +60,9 @@ pub struct ServeOptions {
     pub strict: bool,
     /// Item id → title; answers then carry a `title` per item.
     pub titles: Option<Arc<HashMap<String, String>>>,
+    /// Where `titles` came from: read again with every new model, so items
+    /// a retrain adds get their titles without a restart.
+    pub titles_path: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -73,6 +76,7 @@ impl Default for ServeOptions {
             watch_interval: Duration::from_millis(500),
             strict: false,
             titles: None,
+            titles_path: None,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct AppState {
     limit: Arc<Semaphore>,
     /// Serializes reloads (the watcher, SIGHUP, tests).
     reloading: tokio::sync::Mutex<()>,
+    /// Item titles, replaced when a new model is swapped in.
+    titles: arc_swap::ArcSwapOption<HashMap<String, String>>,
 }
 
 fn blocked_mask(model: &Model, unavailable: &[String]) -> Option<Arc<Vec<bool>>> {
@@ -163,6 +169,7 @@ impl AppState {
         let served = load_served(&opts.model_path, &[])?;
         Ok(Arc::new(AppState {
             current: ArcSwap::from_pointee(served),
+            titles: arc_swap::ArcSwapOption::new(opts.titles.clone()),
             unavailable: Mutex::new(Vec::new()),
             metrics: Metrics::default(),
             limit: Arc::new(Semaphore::new(opts.max_concurrency.max(1))),
@@ -193,6 +200,7 @@ impl AppState {
             Ok(s) => {
                 tracing::info!(version = %s.version, "model loaded and swapped in");
                 self.current.store(Arc::new(s));
+                self.reload_titles().await;
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                 Ok(true)
             }
@@ -219,10 +227,25 @@ fn bad(msg: impl Into<String>) -> ApiError {
 }
 
 impl AppState {
+    /// Reads the titles file again; a file that no longer reads leaves
+    /// the titles as they were (logged), like a model that fails to load.
+    async fn reload_titles(&self) {
+        let Some(p) = self.opts.titles_path.clone() else {
+            return;
+        };
+        let read = tokio::task::spawn_blocking(move || crate::data::titles::read_titles(&p)).await;
+        match read {
+            Ok(Ok(t)) => self.titles.store(Some(Arc::new(t))),
+            Ok(Err(e)) => tracing::error!(error = %e, "titles not reloaded; the old ones stay"),
+            Err(e) => tracing::error!(error = %e, "titles reload task failed"),
+        }
+    }
+
     /// Adds `title` to each entry of `v["items"]` (and to `v` itself when it
     /// names an `item`), when titles are loaded; answers are unchanged otherwise.
     fn with_titles(&self, mut v: Value) -> Value {
-        let Some(t) = &self.opts.titles else {
+        let titles = self.titles.load_full();
+        let Some(t) = titles.as_deref() else {
             return v;
         };
         if let Some(title) = v.get("item").and_then(Value::as_str).and_then(|i| t.get(i)) {
@@ -1069,6 +1092,42 @@ mod tests {
         let (s, _, _) = call(&st, "GET", "/v1/users/1/recommendations", None, None).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(st.metrics.reload_failures.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn titles_are_read_again_with_a_new_model() {
+        let d = tempfile::tempdir().unwrap();
+        state(d.path(), None, 64);
+        let tp = d.path().join("u.item");
+        std::fs::write(&tp, "100|Old title|01-Jan-1995||\n").unwrap();
+        let st = AppState::new(ServeOptions {
+            model_path: d.path().join("current"),
+            titles: Some(Arc::new(crate::data::titles::read_titles(&tp).unwrap())),
+            titles_path: Some(tp.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            call(&st, "GET", "/v1/items/100", None, None).await.2["title"],
+            "Old title"
+        );
+        std::fs::write(&tp, "100|New title|01-Jan-1995||\n").unwrap();
+        write_model(d.path(), "b.safetensors", 2);
+        point(d.path(), "b.safetensors");
+        assert!(st.reload(false).await.unwrap());
+        assert_eq!(
+            call(&st, "GET", "/v1/items/100", None, None).await.2["title"],
+            "New title"
+        );
+        // A titles file that no longer reads keeps the old titles.
+        std::fs::remove_file(&tp).unwrap();
+        write_model(d.path(), "c.safetensors", 3);
+        point(d.path(), "c.safetensors");
+        assert!(st.reload(false).await.unwrap());
+        assert_eq!(
+            call(&st, "GET", "/v1/items/100", None, None).await.2["title"],
+            "New title"
+        );
     }
 
     #[tokio::test]
