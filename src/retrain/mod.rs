@@ -126,8 +126,8 @@ pub fn default_gate(implicit: bool) -> Gate {
 }
 
 /// The trainer of a warm-started run from the current model's trainer: a
-/// quarter of the epochs (at least 2) for SGD and BPR, with SGD's learning
-/// rate where its decay schedule is halfway, so known factors are refined
+/// quarter of the epochs (at least 2) for SGD and BPR, SGD's learning-rate
+/// decay compressed to match and its L2 eased, so known factors are refined
 /// rather than shaken; a fifth of the sweeps (at least 2) for ALS, whose
 /// first sweep already solves every row given the kept factors (on ml-1m one
 /// warm sweep matches the cold model's final validation RMSE).
@@ -137,10 +137,20 @@ pub fn warm_trainer(base: &Trainer, epochs: Option<usize>) -> Result<Trainer> {
         Trainer::Sgd(p) => {
             let p = p.params();
             let e = epochs.unwrap_or(n.div_ceil(4).max(2));
-            let lr = p.learning_rate * p.lr_decay.powi((n / 2) as i32);
+            // A quarter of the epochs, so the decay runs four times as fast,
+            // from where the cold schedule stands after a quarter of its
+            // epochs. L2 at two thirds: so short a run is a regularizer
+            // itself (the kept factors can only move so far). On ml-1m this
+            // reaches the cold model's RMSE at warm epoch 3 of 5 (decay
+            // halfway and full L2: within 0.35% after 5, there at epoch 9).
+            let lr = p.learning_rate * p.lr_decay.powi((n / 4) as i32);
+            let decay = p.lr_decay.powi(4);
+            let reg = p.reg_factors * 2.0 / 3.0;
             base.with_params(|o| {
                 o.insert("epochs".into(), e.into());
                 o.insert("learning_rate".into(), json!(lr));
+                o.insert("lr_decay".into(), json!(decay));
+                o.insert("reg_factors".into(), json!(reg));
             })
         }
         Trainer::Bpr(_) => {
