@@ -580,6 +580,20 @@ fn report_and_console_in_headless_chromium() {
         "document.querySelector('#recs-source').textContent.endsWith('popularity')",
         "the popularity fallback",
     );
+    // A request the service refuses (more items than it takes): the page
+    // shows the service's own message; the next good request clears it.
+    let many: Vec<String> = (1..=1001).map(|i| i.to_string()).collect();
+    page.type_into("#items", &many.join(","));
+    page.wait_for(
+        "document.querySelector('#error').textContent === 'at most 1000 items, got 1001'",
+        "the service's error message",
+    );
+    page.type_into("#user", "196");
+    page.wait_for(
+        "document.querySelector('#error').textContent === '' \
+         && document.querySelector('#recs-source').textContent === 'source: model'",
+        "the error cleared by a good request",
+    );
     assert!(
         page.errors().is_empty(),
         "script errors: {:?}",
