@@ -924,14 +924,6 @@ fn trainer_from_args(a: &TrainArgs) -> Result<Trainer> {
     })
 }
 
-/// Keeps entries with value ≥ `t`, as positives of value 1.
-fn positives(mut x: Interactions, t: f32) -> Interactions {
-    let keep: Vec<bool> = x.values.iter().map(|&v| v >= t).collect();
-    x.retain(&keep);
-    x.values.iter_mut().for_each(|v| *v = 1.0);
-    x
-}
-
 fn epoch_line(r: &EpochReport) -> String {
     let mut line = format!("epoch {:>3}", r.epoch);
     if let Some(v) = r.train_rmse {
@@ -983,7 +975,7 @@ fn train(a: TrainArgs) -> Result<()> {
     // Implicit models learn from the positives only; explicit ones keep the
     // ratings and use the threshold to define positives for ranking metrics.
     if let (Some(t), true) = (threshold, implicit) {
-        all = positives(all, t).compact();
+        all = all.positives(t).compact();
         eprintln!("{} positives with value ≥ {t}", all.len());
     }
     eprintln!(
@@ -1004,7 +996,7 @@ fn train(a: TrainArgs) -> Result<()> {
             topts.format = topts.format.or(a.format);
             let (mut te, _) = load_data(&a.test, &topts, "test")?;
             if let (Some(t), true) = (threshold, implicit) {
-                te = positives(te, t);
+                te = te.positives(t);
             }
             (all, Some(te))
         }
@@ -1174,14 +1166,6 @@ fn progress_bar(len: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 fn load_model(path: &Path) -> Result<Model> {
     let file = crate::model::resolve_model_path(path)
         .with_context(|| format!("loading model {}", path.display()))?;
-    if file != path && !file.exists() {
-        bail!(
-            "loading model {}: not a valid recsys model, nor a registry pointer to one \
-             (it would name {}, which does not exist)",
-            path.display(),
-            file.display()
-        );
-    }
     Model::load(&file).with_context(|| format!("loading model {}", file.display()))
 }
 

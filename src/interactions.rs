@@ -199,6 +199,15 @@ impl Interactions {
         }
     }
 
+    /// Keeps the entries with value ≥ `t`, as positives of value 1 (id
+    /// maps unchanged).
+    pub fn positives(mut self, t: f32) -> Interactions {
+        let keep: Vec<bool> = self.values.iter().map(|&v| v >= t).collect();
+        self.retain(&keep);
+        self.values.iter_mut().for_each(|v| *v = 1.0);
+        self
+    }
+
     /// Keeps the entries whose `keep` flag is set, in order (id maps unchanged).
     pub fn retain(&mut self, keep: &[bool]) {
         fn filter<T: Copy>(v: &mut Vec<T>, keep: &[bool]) {

@@ -119,7 +119,17 @@ pub fn resolve_model_path(path: &std::path::Path) -> crate::Result<std::path::Pa
         return Ok(path.to_path_buf());
     }
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    Ok(dir.join(text))
+    let target = dir.join(text);
+    if !target.exists() {
+        return Err(crate::Error::BadModel {
+            path: path.to_path_buf(),
+            reason: format!(
+                "nor a registry pointer to one (it would name {}, which does not exist)",
+                target.display()
+            ),
+        });
+    }
+    Ok(target)
 }
 
 /// Item counts over the newest 10% of entries by timestamp (ties broken by

@@ -239,14 +239,6 @@ pub fn holdout_metrics(
     out
 }
 
-/// Keeps entries with value ≥ `t`, as positives of value 1.
-fn positives(mut x: Interactions, t: f32) -> Interactions {
-    let keep: Vec<bool> = x.values.iter().map(|&v| v >= t).collect();
-    x.retain(&keep);
-    x.values.iter_mut().for_each(|v| *v = 1.0);
-    x
-}
-
 /// The last run that trained and decided (promoted or rejected).
 fn last_completed(reg: &Registry) -> Result<Option<Record>> {
     Ok(reg.history()?.into_iter().rev().find(|r| {
@@ -338,7 +330,7 @@ fn run_locked(
         _ => p.bootstrap.implicit(),
     };
     if let (Some(t), true) = (p.positive_threshold, implicit) {
-        all = positives(all, t).compact();
+        all = all.positives(t).compact();
     }
     let fingerprint = all.fingerprint();
     let data_details = json!({
@@ -363,7 +355,7 @@ fn run_locked(
         Holdout::Files(f) => {
             let (mut h, _) = data::load(f, &p.load)?;
             if let (Some(t), true) = (p.positive_threshold, implicit) {
-                h = positives(h, t);
+                h = h.positives(t);
             }
             (all, h, format!("files {}", f.join(", ")))
         }
