@@ -19,11 +19,11 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use recsys::data::synth::{generate, SynthParams};
 use recsys::interactions::{IdMap, Interactions};
+use recsys::linalg::dot;
 use recsys::model::Model;
 use recsys::score::ivf::{default_clusters, IvfIndex};
 use recsys::score::top_n;
 use recsys::train::als::AlsParams;
-use recsys::train::kernels::dot;
 
 const USERS: usize = 20_000;
 const ITEMS: usize = 200_000;

@@ -18,9 +18,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::interactions::Interactions;
+use crate::linalg::dot;
 use crate::model::Model;
 use crate::score::top_n;
-use crate::train::kernels::dot;
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct RatingMetrics {

@@ -9,9 +9,11 @@
 
 pub mod cli;
 pub mod data;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod interactions;
+pub mod linalg;
 pub mod loadtest;
 pub mod model;
 pub mod report;

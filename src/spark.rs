@@ -34,7 +34,7 @@ use crate::data::export;
 use crate::error::{Error, Result};
 use crate::interactions::Interactions;
 use crate::model::{Model, ModelMeta, ModelParts};
-use crate::train::als::{AlsParams, Confidence};
+use crate::train::als::{AlsParams, Confidence, Solver};
 
 /// The PySpark job, carried by the binary so it needs no install path.
 pub const JOB_SCRIPT: &str = include_str!("../spark/als_job.py");
@@ -381,16 +381,23 @@ pub fn import(export_dir: &Path, out_dir: &Path) -> Result<Model> {
         path: out_dir.join("job.json"),
         message: format!("params.{key} is missing"),
     };
+    let implicit = job
+        .params
+        .get("implicitPrefs")
+        .and_then(|v| v.as_bool())
+        .ok_or_else(|| missing("implicitPrefs"))?;
     let p = AlsParams {
         factors: num("rank").ok_or_else(|| missing("rank"))? as usize,
         epochs: num("maxIter").ok_or_else(|| missing("maxIter"))? as usize,
         reg: num("regParam").ok_or_else(|| missing("regParam"))? as f32,
         alpha: num("alpha").unwrap_or(1.0) as f32,
-        implicit: job
-            .params
-            .get("implicitPrefs")
-            .and_then(|v| v.as_bool())
-            .ok_or_else(|| missing("implicitPrefs"))?,
+        implicit,
+        // Spark's explicit ALS solves exactly (normal equations per row).
+        solver: if implicit {
+            Solver::Cg
+        } else {
+            Solver::Cholesky
+        },
         seed: num("seed").unwrap_or(0.0) as u64,
         ..Default::default()
     };

@@ -37,6 +37,26 @@ pub(crate) fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Test hook, compiled only into test builds and under the
+/// `fault-injection` feature (which the integration tests enable): with
+/// `RECSYS_FAULT_AT=<stage>` in the environment the process stalls at that
+/// stage (`loading`, `training`, `writing`, `promoting`) so a test can kill it
+/// there. Release builds have no such hook: the function is empty.
+#[inline]
+pub(crate) fn fault_point(stage: &str) {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if std::env::var_os("RECSYS_FAULT_AT").is_some_and(|v| v == stage) {
+        // One write, so a reader waiting for the whole line sees it at once.
+        let line = format!("fault point: stalled at {stage}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    #[cfg(not(any(test, feature = "fault-injection")))]
+    let _ = stage;
+}
+
 /// Writes `path` through a temp file + fsync + rename; on any error the temp
 /// file is removed and `path` is untouched.
 pub(crate) fn atomic_write<F>(path: &Path, write: F) -> Result<()>
@@ -56,7 +76,7 @@ where
     })();
     match result {
         Ok(()) => {
-            crate::retrain::fault_point("writing");
+            fault_point("writing");
             commit_temp(&tmp, path)
         }
         Err(e) => {

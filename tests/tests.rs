@@ -9,6 +9,8 @@ mod cli;
 mod fuzz_regressions;
 #[path = "suite/implicit.rs"]
 mod implicit;
+#[path = "suite/layers.rs"]
+mod layers;
 #[path = "suite/model_file.rs"]
 mod model_file;
 #[path = "suite/properties.rs"]

@@ -6,99 +6,19 @@
 //! header parse and a few checks, not a copy.
 
 pub mod file;
+pub mod meta;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::interactions::{Csr, IdMap, Interactions};
-use crate::train::kernels::dot;
-use crate::train::EpochReport;
+use crate::linalg::dot;
 pub use file::Buf;
+pub use meta::{Confidence, DataInfo, EpochReport, FoldInRule, ModelMeta, WarmStartInfo};
 
 /// The `format` field every model file carries.
 pub const FORMAT: &str = "recsys-model";
 /// Bumped on any incompatible change to the file layout.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Where the training data came from.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct DataInfo {
-    /// xxh3 digest of the training interactions and id maps.
-    pub fingerprint: String,
-    pub sources: Vec<String>,
-    pub rows: usize,
-}
-
-/// Everything about a model but its arrays; stored as JSON in the
-/// safetensors header (`__metadata__["recsys"]`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ModelMeta {
-    pub format: String,
-    pub format_version: u32,
-    pub recsys_version: String,
-    pub algorithm: String,
-    /// Implicit-feedback models score by p·q only; explicit ones predict ratings.
-    pub implicit: bool,
-    pub factors: usize,
-    pub n_users: usize,
-    pub n_items: usize,
-    pub params: serde_json::Value,
-    pub rating_min: f32,
-    pub rating_max: f32,
-    pub created_unix: u64,
-    pub created: String,
-    pub data: DataInfo,
-    pub metrics: BTreeMap<String, f64>,
-    pub history: Vec<EpochReport>,
-    pub best_epoch: usize,
-    /// Set when the fit started from a previous model's factors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warm_start: Option<crate::train::warm::WarmStartInfo>,
-    /// For a warm-started model: the algorithm and cold parameters its
-    /// run's shortened schedule was derived from (`{"algorithm", "params"}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params_base: Option<serde_json::Value>,
-}
-
-impl ModelMeta {
-    pub fn new(
-        algorithm: &str,
-        implicit: bool,
-        factors: usize,
-        params: serde_json::Value,
-        history: Vec<EpochReport>,
-        best_epoch: usize,
-        (rating_min, rating_max): (f32, f32),
-    ) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        ModelMeta {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            recsys_version: env!("CARGO_PKG_VERSION").into(),
-            algorithm: algorithm.into(),
-            implicit,
-            factors,
-            n_users: 0,
-            n_items: 0,
-            params,
-            rating_min,
-            rating_max,
-            created_unix: now,
-            created: rfc3339(now),
-            data: DataInfo::default(),
-            metrics: BTreeMap::new(),
-            history,
-            best_epoch,
-            warm_start: None,
-            params_base: None,
-        }
-    }
-}
 
 /// The model file a path designates: the path itself, or, when it is a
 /// small text file (a registry's `current`), the file it names, relative to
@@ -299,7 +219,7 @@ impl Model {
     pub fn item_gram(&self) -> &[f32] {
         self.cache
             .gram
-            .get_or_init(|| crate::train::als::gram(&self.item_factors, self.k))
+            .get_or_init(|| crate::linalg::gram(&self.item_factors, self.k))
     }
 
     /// Euclidean norm of each item vector, computed once.

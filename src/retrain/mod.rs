@@ -20,27 +20,14 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::data::{self, LoadOptions};
+use crate::engine::pipeline;
+use crate::engine::Trainer;
 use crate::error::{Error, Result};
-use crate::eval;
 use crate::interactions::Interactions;
 use crate::model::Model;
-use crate::train::Trainer;
+use crate::util::fault_point;
 use gate::Gate;
 use registry::{Record, Registry};
-
-/// Test hook: with `RECSYS_FAULT_AT=<stage>` in the environment the process
-/// stalls at that stage (`loading`, `training`, `writing`, `promoting`) so a
-/// test can kill it there. A no-op otherwise.
-pub(crate) fn fault_point(stage: &str) {
-    if std::env::var_os("RECSYS_FAULT_AT").is_some_and(|v| v == stage) {
-        // One write, so a reader waiting for the whole line sees it at once.
-        let line = format!("fault point: stalled at {stage}\n");
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-    }
-}
 
 /// Where the holdout comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,8 +53,9 @@ pub struct RetrainParams {
     /// Trains the first model when the registry has none (and every model
     /// with `cold`).
     pub bootstrap: Trainer,
-    /// Whether `bootstrap` should adapt implicit ALS's α and λ to the data.
-    pub bootstrap_adapt: bool,
+    /// Adapt `bootstrap`'s implicit ALS α and λ to the data, except those
+    /// the user set (`None`: adapt nothing).
+    pub bootstrap_adapt: Option<crate::engine::pipeline::SetByUser>,
     /// Epochs of this run (default: a warm schedule, see [`warm_trainer`]).
     pub epochs: Option<usize>,
     /// Train from scratch with `bootstrap` instead of warm-starting.
@@ -223,20 +211,7 @@ pub fn holdout_metrics(
     ks: &[usize],
     threshold: Option<f32>,
 ) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let implicit = m.meta().implicit;
-    if !implicit {
-        let r = eval::rating_metrics(m, holdout);
-        out.insert("rmse".into(), r.rmse);
-        out.insert("mae".into(), r.mae);
-    }
-    if implicit || threshold.is_some() {
-        let t = if implicit { None } else { threshold };
-        let r = eval::ranking_metrics(m, holdout, ks, t);
-        out.extend(r.values);
-        out.insert("ranking_users".into(), r.users as f64);
-    }
-    out
+    pipeline::evaluate(m, holdout, ks, threshold).flat()
 }
 
 /// The last run that trained and decided (promoted or rejected).
@@ -312,7 +287,6 @@ fn run_locked(
 
     fault_point("loading");
     let t_load = Instant::now();
-    let (mut all, rep) = data::load(&p.sources, &p.load)?;
     let current = match &current_id {
         Some(id) => match Model::load(&reg.model_path(id)?) {
             Ok(m) => Some(m),
@@ -329,9 +303,14 @@ fn run_locked(
         Some(m) if !p.cold => m.meta().implicit,
         _ => p.bootstrap.implicit(),
     };
-    if let (Some(t), true) = (p.positive_threshold, implicit) {
-        all = all.positives(t).compact();
-    }
+    let (all, rep) = pipeline::load(
+        &p.sources,
+        &p.load,
+        implicit,
+        p.positive_threshold,
+        "data",
+        &mut |_| {},
+    )?;
     let fingerprint = all.fingerprint();
     let data_details = json!({
         "sources": p.sources,
@@ -353,10 +332,14 @@ fn run_locked(
     }
     let (train, holdout, holdout_kind) = match &p.holdout {
         Holdout::Files(f) => {
-            let (mut h, _) = data::load(f, &p.load)?;
-            if let (Some(t), true) = (p.positive_threshold, implicit) {
-                h = h.positives(t);
-            }
+            let (h, _) = pipeline::load(
+                f,
+                &p.load,
+                implicit,
+                p.positive_threshold,
+                "holdout",
+                &mut |_| {},
+            )?;
             (all, h, format!("files {}", f.join(", ")))
         }
         Holdout::Newest(frac) => {
@@ -404,10 +387,9 @@ fn run_locked(
             } else {
                 t
             };
-            if p.bootstrap_adapt {
-                t.adapt_to_data(&train, false, false)?
-            } else {
-                t
+            match p.bootstrap_adapt {
+                Some(set) => t.adapt_to_data(&train, set.alpha, set.reg)?,
+                None => t,
             }
         }
     };
@@ -426,12 +408,18 @@ fn run_locked(
     };
 
     fault_point("training");
-    let t_train = Instant::now();
     // The holdout doubles as per-epoch validation (no early stopping), so
     // the history shows the learning curve of every run.
     let valid = crate::train::Validation::from_heldout(&train, &holdout);
-    let mut model = trainer.fit_with(&train, Some(&valid), warm_from, &mut |_| {})?;
-    let train_secs = t_train.elapsed().as_secs_f64();
+    let (mut model, train_secs) = pipeline::fit(
+        &trainer,
+        &train,
+        Some(&valid),
+        warm_from,
+        None,
+        &p.sources,
+        &mut |_| {},
+    )?;
     if let Some(m) = warm_from.filter(|_| cold_start.is_none()) {
         // The cold parameters travel on, so the next warm run starts from
         // them and not from this run's shortened schedule.
@@ -460,11 +448,6 @@ fn run_locked(
     for (k, v) in &cand_metrics {
         model.meta_mut().metrics.insert(format!("holdout_{k}"), *v);
     }
-    model
-        .meta_mut()
-        .metrics
-        .insert("train_seconds".into(), train_secs);
-    model.meta_mut().data.sources = p.sources.clone();
     let id = reg.add(&model)?;
 
     let mut r = Record::new("retrain");

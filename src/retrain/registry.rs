@@ -192,7 +192,7 @@ impl Registry {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        crate::retrain::fault_point("promoting");
+        crate::util::fault_point("promoting");
         atomic_write(&self.current_path(), |w| {
             writeln!(w, "{name}").map_err(|e| Error::io(self.current_path(), e))
         })

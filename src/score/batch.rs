@@ -9,8 +9,11 @@
 use ndarray::{linalg::general_mat_mul, s, Array2, ArrayView2};
 use rayon::prelude::*;
 
+use std::io::Write;
+use std::path::Path;
+
 use super::{top_n, Filters};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Model;
 
 /// Users per matrix product.
@@ -95,4 +98,109 @@ pub fn recommend_all(
         sink(&recs)?;
     }
     Ok(())
+}
+/// Where [`write_all`] writes the rows `user,rank,item,score`.
+pub enum AllSink<'a> {
+    /// CSV to a stream (stdout, a socket).
+    Csv(&'a mut dyn Write),
+    /// A file, replaced only when complete: Parquet for `.parquet`/`.pq`
+    /// (streamed as row groups), CSV otherwise.
+    File(&'a Path),
+}
+
+/// Recommend-all for every user of `model`, streamed to `sink` in user
+/// order. Returns the number of users.
+pub fn write_all(model: &Model, n: usize, filters: &Filters, sink: AllSink) -> Result<usize> {
+    let users: Vec<u32> = (0..model.n_users() as u32).collect();
+    match sink {
+        AllSink::Csv(w) => {
+            let io = |e| Error::io("stdout", e);
+            writeln!(w, "user,rank,item,score").map_err(io)?;
+            recommend_all(model, &users, n, filters, &mut |recs| {
+                write_csv_rows(w, model, recs).map_err(io)
+            })?;
+            w.flush().map_err(io)?;
+        }
+        AllSink::File(path)
+            if path
+                .extension()
+                .is_some_and(|e| e == "parquet" || e == "pq") =>
+        {
+            write_parquet(model, &users, n, filters, path)?
+        }
+        AllSink::File(path) => {
+            crate::util::atomic_write(path, |w| {
+                writeln!(w, "user,rank,item,score").map_err(|e| Error::io(path, e))?;
+                recommend_all(model, &users, n, filters, &mut |recs| {
+                    write_csv_rows(w, model, recs).map_err(|e| Error::io(path, e))
+                })
+            })?;
+        }
+    }
+    Ok(users.len())
+}
+
+fn write_csv_rows(w: &mut dyn Write, model: &Model, recs: &[UserRecs]) -> std::io::Result<()> {
+    for (u, picks) in recs {
+        let uk = model.user_ids().key(*u).to_string();
+        for (r, &(i, s)) in picks.iter().enumerate() {
+            writeln!(w, "{uk},{},{},{s:.6}", r + 1, model.item_ids().key(i))?;
+        }
+    }
+    Ok(())
+}
+
+/// Streamed as row groups into a temp file, renamed when complete.
+fn write_parquet(
+    model: &Model,
+    users: &[u32],
+    n: usize,
+    filters: &Filters,
+    path: &Path,
+) -> Result<()> {
+    use polars::prelude::{Column, DataFrame, DataType, Field, ParquetWriter, Schema};
+    let pe = |e| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let tmp = crate::util::temp_path(path);
+    let result = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let schema = Schema::from_iter([
+            Field::new("user".into(), DataType::String),
+            Field::new("rank".into(), DataType::UInt32),
+            Field::new("item".into(), DataType::String),
+            Field::new("score".into(), DataType::Float32),
+        ]);
+        let mut w = ParquetWriter::new(file).batched(&schema).map_err(pe)?;
+        recommend_all(model, users, n, filters, &mut |recs| {
+            let (mut us, mut rk, mut its, mut sc) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (u, picks) in recs {
+                for (r, &(i, s)) in picks.iter().enumerate() {
+                    us.push(model.user_ids().key(*u).to_string());
+                    rk.push(r as u32 + 1);
+                    its.push(model.item_ids().key(i).to_string());
+                    sc.push(s);
+                }
+            }
+            DataFrame::new_infer_height(vec![
+                Column::new("user".into(), us),
+                Column::new("rank".into(), rk),
+                Column::new("item".into(), its),
+                Column::new("score".into(), sc),
+            ])
+            .and_then(|df| w.write_batch(&df))
+            .map_err(pe)
+        })?;
+        w.finish().map_err(pe)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => crate::util::commit_temp(&tmp, path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }

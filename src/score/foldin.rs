@@ -12,8 +12,8 @@
 
 use super::{popular, recommend_vector, to_scored, RecList, RecommendOptions, Source};
 use crate::error::{Error, Result};
+use crate::linalg::cholesky_solve;
 use crate::model::Model;
-use crate::train::als::{cholesky_solve, AlsParams};
 
 /// A folded-in user.
 #[derive(Clone, Debug)]
@@ -63,41 +63,9 @@ pub fn fold_in(model: &Model, given: &[(String, Option<f32>)]) -> Result<FoldIn>
             .map(|v| v as f32)
     };
     let (vector, bias) = if meta.implicit {
-        let d = AlsParams::default();
-        let als = meta.algorithm == "als-implicit";
-        let reg = if als {
-            param("reg").unwrap_or(d.reg)
-        } else {
-            d.reg
-        };
-        let scale = if als {
-            meta.params
-                .get("scale_reg")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(true)
-        } else {
-            true
-        };
-        let alpha = if als {
-            param("alpha").unwrap_or(d.alpha)
-        } else {
-            d.alpha
-        };
-        let eps = if als {
-            param("eps").unwrap_or(d.eps)
-        } else {
-            d.eps
-        };
-        let log = als && meta.params.get("confidence").and_then(|v| v.as_str()) == Some("log");
-        let conf = |r: f32| {
-            if log {
-                alpha * (1.0 + r / eps).ln()
-            } else {
-                alpha * r
-            }
-            .max(0.0)
-        };
-        let lambda = if scale { reg * n } else { reg };
+        let rule = crate::model::FoldInRule::of(meta);
+        let conf = |r: f32| rule.confidence_of(r);
+        let lambda = rule.lambda(n);
         let mut a: Vec<f64> = model.item_gram().iter().map(|&v| v as f64).collect();
         let mut b = vec![0f32; k];
         for &(i, v) in &pairs {
@@ -230,6 +198,7 @@ mod tests {
     use super::*;
     use crate::data::synth::{generate, SynthParams};
     use crate::interactions::{IdMap, Interactions};
+    use crate::train::als::AlsParams;
     use crate::train::sgd::SgdParams;
     use std::sync::Arc;
 
@@ -304,7 +273,7 @@ mod tests {
                 .map(|i| {
                     m.item_ids()
                         .get(&i.to_string())
-                        .map_or(0.0, |j| crate::train::kernels::dot(v, m.item_vector(j)))
+                        .map_or(0.0, |j| crate::linalg::dot(v, m.item_vector(j)))
                 })
                 .collect()
         };
@@ -340,7 +309,7 @@ mod tests {
                     part.global_mean()
                         + f.bias
                         + part.item_bias()[pi as usize]
-                        + crate::train::kernels::dot(&f.vector, part.item_vector(pi)),
+                        + crate::linalg::dot(&f.vector, part.item_vector(pi)),
                 );
             }
         }

@@ -61,7 +61,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::top_n;
 use crate::error::{Error, Result};
-use crate::train::kernels::dot;
+use crate::linalg::dot;
 
 /// The `format` metadata entry of an index file.
 pub const FORMAT: &str = "recsys-ivf";

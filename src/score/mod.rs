@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::interactions::IdKey;
+use crate::linalg::dot;
 use crate::model::Model;
-use crate::train::kernels::dot;
 
 /// Where a list of recommendations came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -356,6 +356,50 @@ pub fn recommend_index_ivf(
         p.1 += base;
     }
     picks
+}
+
+/// [`recommend`] through the IVF index beside the model: a known user with
+/// enough history gets the approximate top-N of the `probe` nearest
+/// clusters; anyone else gets what [`recommend`] gives (fold-back, fallback).
+pub fn recommend_ivf(
+    model: &Model,
+    index: &ivf::IvfIndex,
+    user: &str,
+    o: &RecommendOptions,
+    probe: usize,
+) -> Result<RecList> {
+    match model
+        .user_ids()
+        .get(user)
+        .filter(|&u| model.history_len(u) >= o.min_history)
+    {
+        Some(u) => {
+            let picks = recommend_index_ivf(model, index, u, o.n, &o.filters, probe);
+            Ok(RecList {
+                user: user.to_string(),
+                source: Source::Model,
+                items: to_scored(model, &picks, model.seen(u), o.explain),
+            })
+        }
+        None => recommend(model, user, o),
+    }
+}
+
+/// The IVF index beside `model_file`, checked against `model`.
+pub fn load_ivf(model_file: &std::path::Path, model: &Model) -> Result<ivf::IvfIndex> {
+    let path = ivf_path(model_file);
+    ivf::IvfIndex::load(
+        &path,
+        model.n_items(),
+        model.factors(),
+        &model.meta().data.fingerprint,
+    )
+    .map_err(|e| {
+        e.context(format!(
+            "loading index {} (build it with `recsys index`)",
+            path.display()
+        ))
+    })
 }
 
 /// Where a model's IVF index lives: beside the model file, `<model>.ivf`.

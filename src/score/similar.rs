@@ -3,8 +3,8 @@
 
 use super::{top_n, Filters};
 use crate::error::{Error, Result};
+use crate::linalg::dot;
 use crate::model::Model;
-use crate::train::kernels::dot;
 
 /// The `n` items most similar to `item` (an external id), best first, the
 /// item itself excluded.

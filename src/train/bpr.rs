@@ -17,11 +17,11 @@ use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::kernels::dot;
 use super::strata::{block_count, Entry, Strata};
 use super::{with_threads, EarlyStop, EpochReport, RankCheck, Validation};
 use crate::error::{Error, Result};
 use crate::interactions::{Csr, Interactions};
+use crate::linalg::dot;
 use crate::model::{Model, ModelMeta, ModelParts};
 
 /// Parameters of the BPR trainer.

@@ -16,11 +16,11 @@ use rand::{rngs::StdRng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::kernels::{dot, sgd_pair_update};
 use super::strata::{block_count, Entry, Strata};
 use super::{with_threads, EarlyStop, EpochReport, Validation};
 use crate::error::{Error, Result};
 use crate::interactions::Interactions;
+use crate::linalg::{dot, sgd_pair_update};
 use crate::model::{Model, ModelMeta, ModelParts};
 
 /// Parameters of the SGD trainer.

@@ -3,22 +3,10 @@
 //! are drawn exactly as a cold start draws them. A retrain on grown data then
 //! needs a few epochs instead of a full run.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::interactions::Interactions;
 use crate::model::Model;
-
-/// What a warm-started fit carried over; stored in the model's metadata.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct WarmStartInfo {
-    /// Fingerprint of the training data of the model started from.
-    pub from_fingerprint: String,
-    pub users_kept: usize,
-    pub users_new: usize,
-    pub items_kept: usize,
-    pub items_new: usize,
-}
+pub use crate::model::WarmStartInfo;
 
 /// First factors and biases of a fit, in the training data's index order.
 pub(crate) struct Start {
@@ -121,7 +109,6 @@ pub(crate) fn start(
 mod tests {
     use super::*;
     use crate::interactions::IdMap;
-    use crate::train::Trainer;
     use std::sync::Arc;
 
     /// Ratings of users `users` (external ids) on items 0..ni, in shuffled id
@@ -147,26 +134,28 @@ mod tests {
         }
     }
 
-    fn trainers() -> Vec<Trainer> {
-        let s = |j: &str| -> serde_json::Value { serde_json::from_str(j).unwrap() };
-        let sgd = Trainer::from_parts(
-            "sgd",
-            &s(
-                r#"{"factors":4,"epochs":10,"learning_rate":0.05,"lr_decay":0.9,"reg_factors":0.05,"reg_bias":0.01,"init_std":0.1,"seed":3,"threads":2,"patience":null}"#,
-            ),
-        );
-        let als = Trainer::from_parts(
-            "als",
-            &serde_json::to_value(crate::train::als::AlsParams {
-                factors: 4,
-                epochs: 3,
-                implicit: false,
-                solver: crate::train::als::Solver::Cholesky,
-                ..Default::default()
-            })
-            .unwrap(),
-        );
-        vec![sgd.unwrap(), als.unwrap()]
+    type Fit = Box<dyn Fn(&Interactions, Option<&Model>) -> Model>;
+
+    /// A fit (warm from the model given) of SGD and of explicit ALS.
+    fn trainers() -> Vec<Fit> {
+        let sgd: crate::train::sgd::SgdParams = serde_json::from_str(
+            r#"{"factors":4,"epochs":10,"learning_rate":0.05,"lr_decay":0.9,"reg_factors":0.05,"reg_bias":0.01,"init_std":0.1,"seed":3,"threads":2,"patience":null}"#,
+        )
+        .unwrap();
+        let sgd = sgd.check().unwrap();
+        let als = crate::train::als::AlsParams {
+            factors: 4,
+            epochs: 3,
+            implicit: false,
+            solver: crate::train::als::Solver::Cholesky,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        vec![
+            Box::new(move |x, prev| sgd.fit_with(x, None, prev, &mut |_| {}).unwrap()),
+            Box::new(move |x, prev| als.fit_with(x, None, prev, &mut |_| {}).unwrap()),
+        ]
     }
 
     /// A warm start from a model on the same data predicts what the model
@@ -176,7 +165,7 @@ mod tests {
     fn warm_start_carries_known_rows_and_predictions() {
         for t in trainers() {
             let old = data(&[10, 11, 12, 13, 14, 15], 8);
-            let prev = t.fit_with(&old, None, None, &mut |_| {}).unwrap();
+            let prev = t(&old, None);
             // Grown data: a new user (99) first, so every dense index moves.
             let new = data(&[99, 15, 14, 13, 12, 11, 10], 8);
             let mu = new.mean_value() as f32 + 0.25;
@@ -198,14 +187,12 @@ mod tests {
                         .unwrap();
                     let q = &s.itf[di as usize * 4..di as usize * 4 + 4];
                     let p = &s.uf[du as usize * 4..du as usize * 4 + 4];
-                    let warm = mu
-                        + s.bu[du as usize]
-                        + s.bi[di as usize]
-                        + crate::train::kernels::dot(p, q);
+                    let warm =
+                        mu + s.bu[du as usize] + s.bi[di as usize] + crate::linalg::dot(p, q);
                     let want = prev.global_mean()
                         + prev.user_bias()[pu as usize]
                         + prev.item_bias()[pi as usize]
-                        + crate::train::kernels::dot(prev.user_vector(pu), prev.item_vector(pi));
+                        + crate::linalg::dot(prev.user_vector(pu), prev.item_vector(pi));
                     assert!((warm - want).abs() < 1e-5, "{warm} vs {want}");
                 }
             }
@@ -213,7 +200,7 @@ mod tests {
             let cold = start(&new, 4, 0.1, 3, false, mu, None).unwrap();
             assert_eq!(&s.uf[..4], &cold.uf[..4]);
             // A warm fit records where it started from.
-            let m = t.fit_with(&new, None, Some(&prev), &mut |_| {}).unwrap();
+            let m = t(&new, Some(&prev));
             assert_eq!(m.meta().warm_start.as_ref().unwrap().users_new, 1);
         }
     }
@@ -222,7 +209,7 @@ mod tests {
     fn warm_start_refuses_another_k_or_kind() {
         let t = &trainers()[0];
         let x = data(&[1, 2, 3], 5);
-        let prev = t.fit_with(&x, None, None, &mut |_| {}).unwrap();
+        let prev = t(&x, None);
         let e = start(&x, 8, 0.1, 1, false, 3.0, Some(&prev)).err().unwrap();
         assert!(e.to_string().contains("k = 4"), "{e}");
         let e = start(&x, 4, 0.1, 1, true, 0.0, Some(&prev)).err().unwrap();

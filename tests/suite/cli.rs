@@ -37,7 +37,7 @@ fn recommend_formats_titles_and_fallback() {
         "5",
         "--format",
         "json",
-        "--items",
+        "--titles",
         &data("ml-100k/u.item"),
     ]));
     assert_eq!(j["source"], "model");

@@ -257,6 +257,10 @@ fn wait_for_stderr(child: &mut Child, what: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: cargo test --release --features fault-injection"
+)]
 fn kill_at_every_stage_leaves_current_valid_and_the_next_run_recovers() {
     let (_d, dir, models) = setup();
     ok(&["retrain", "-q", "--data", &dir, "--models", &models]);

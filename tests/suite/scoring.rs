@@ -157,6 +157,34 @@ fn filter_files_similar_and_fold_in() {
     ]));
     assert_eq!(c["source"], "popularity");
     assert!(fails(&["recommend", "-m", &m, "--items", "1:abc"]).contains("ID:VALUE"));
+    // `--items` takes ids only; the same history from a file goes to --items-file.
+    let hist = p(&d, "history.txt");
+    std::fs::write(&hist, "50\n172\n181\n").unwrap();
+    let e = fails(&["recommend", "-m", &m, "--items", &hist]);
+    assert!(e.contains("--items-file"), "{e}");
+    let from_file = json(&ok(&[
+        "recommend",
+        "-m",
+        &m,
+        "--items-file",
+        &hist,
+        "-n",
+        "5",
+        "--format",
+        "json",
+    ]));
+    let from_ids = json(&ok(&[
+        "recommend",
+        "-m",
+        &m,
+        "--items",
+        "50,172,181",
+        "-n",
+        "5",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(from_file["items"], from_ids["items"]);
 }
 
 #[test]

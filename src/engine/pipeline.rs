@@ -1,0 +1,324 @@
+//! The training pipeline: load → positives → test side → validation
+//! carve-out → adapt defaults to the data → fit (cold or warm) → evaluate →
+//! metadata → save. [`run`] is the whole of it for one configuration (what
+//! `recsys train` does); its stages are public so retraining composes the
+//! same steps with its own holdout, skips and gate. Nothing here prints:
+//! the caller hears of each stage through [`Event`]s.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::Trainer;
+use crate::data::{self, split::SplitSpec, LoadOptions, LoadReport};
+use crate::error::{Error, Result};
+use crate::eval::{self, RankingMetrics, RatingMetrics};
+use crate::interactions::Interactions;
+use crate::model::{EpochReport, Model};
+use crate::train::Validation;
+
+/// Where a run's test side comes from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum TestSide {
+    /// No test side: nothing is evaluated at the end.
+    #[default]
+    None,
+    /// Files of held-out interactions, loaded with the training options.
+    Files(Vec<String>),
+    /// A seeded split of the loaded data.
+    Split(SplitSpec),
+}
+
+/// Which implicit ALS parameters the caller set itself; the others follow
+/// the data ([`Trainer::adapt_to_data`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SetByUser {
+    pub alpha: bool,
+    pub reg: bool,
+}
+
+/// One training run, checked: built by a front (CLI, Python) from its own
+/// inputs before any file is opened.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub sources: Vec<String>,
+    pub load: LoadOptions,
+    pub test: TestSide,
+    /// Fraction of the training side held out for per-epoch validation
+    /// (per user for implicit feedback, at random for ratings).
+    pub validation: Option<f64>,
+    pub trainer: Trainer,
+    /// `None`: adapt nothing to the data (a tuned or stored setting).
+    pub adapt: Option<SetByUser>,
+    /// Entries with value ≥ this are the positives: the whole data of an
+    /// implicit model, the relevant items of a rating model's lists.
+    pub positive_threshold: Option<f32>,
+    /// Cut-offs of the ranking metrics on the test side.
+    pub eval_k: Vec<usize>,
+    /// Seed of the test split and the validation carve-out.
+    pub seed: u64,
+    /// Where the model is written; `None` keeps it in memory only.
+    pub out: Option<PathBuf>,
+}
+
+impl TrainConfig {
+    /// The checks that need no data: they fail before anything is read.
+    pub fn check(&self) -> Result<()> {
+        if let Some(v) = self.validation {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(Error::param(
+                    "validation",
+                    v,
+                    "must be strictly between 0 and 1",
+                ));
+            }
+        }
+        if self.eval_k.contains(&0) {
+            return Err(Error::param("eval_k", 0, "cut-offs must be ≥ 1"));
+        }
+        if self.sources.is_empty() {
+            return Err(Error::Other("no data sources given".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What the pipeline tells its caller as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// `what` ("data", "test") was read.
+    Loaded {
+        what: &'a str,
+        report: &'a LoadReport,
+        seconds: f64,
+    },
+    /// An implicit model keeps the entries with value ≥ `threshold`.
+    Positives {
+        threshold: f32,
+        count: usize,
+    },
+    /// The trainer is about to run this many epochs.
+    Fitting {
+        epochs: usize,
+    },
+    Epoch(&'a EpochReport),
+}
+
+/// A model's figures on a test side or holdout: rating metrics for rating
+/// models, ranking metrics for implicit ones and for rating models whose
+/// positives a threshold defines.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evaluation {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<RatingMetrics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<RankingMetrics>,
+}
+
+impl Evaluation {
+    /// The figures by name (`rmse`, `mae`, `precision@10`, …, `ranking_users`),
+    /// as the gate reads them and model metadata stores them.
+    pub fn flat(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        if let Some(r) = &self.rating {
+            out.insert("rmse".into(), r.rmse);
+            out.insert("mae".into(), r.mae);
+        }
+        if let Some(r) = &self.ranking {
+            out.extend(r.values.clone());
+            out.insert("ranking_users".into(), r.users as f64);
+        }
+        out
+    }
+}
+
+/// The record of a [`run`].
+#[derive(Debug)]
+pub struct TrainRun {
+    pub model: Model,
+    pub load: LoadReport,
+    /// Entries the model was fitted on (after the test and validation sides).
+    pub train_rows: usize,
+    pub load_seconds: f64,
+    pub train_seconds: f64,
+    pub test: Option<Evaluation>,
+}
+
+impl TrainRun {
+    /// Mean seconds per epoch of the gradient passes.
+    pub fn seconds_per_epoch(&self) -> f64 {
+        let h = &self.model.meta().history;
+        h.iter().map(|r| r.seconds).sum::<f64>() / h.len().max(1) as f64
+    }
+}
+
+/// Loads `sources`; for an implicit model with a threshold, keeps the
+/// positives only (as value-1 entries).
+pub fn load(
+    sources: &[String],
+    opts: &LoadOptions,
+    implicit: bool,
+    threshold: Option<f32>,
+    what: &str,
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<(Interactions, LoadReport)> {
+    let t0 = Instant::now();
+    let (mut x, report) = data::load(sources, opts)
+        .map_err(|e| e.context(format!("loading {what} {}", sources.join(", "))))?;
+    if let (Some(t), true) = (threshold, implicit) {
+        x = x.positives(t);
+        if what == "data" {
+            x = x.compact();
+            events(Event::Positives {
+                threshold: t,
+                count: x.len(),
+            });
+        }
+    }
+    events(Event::Loaded {
+        what,
+        report: &report,
+        seconds: t0.elapsed().as_secs_f64(),
+    });
+    Ok((x, report))
+}
+
+/// Holds out `fraction` of `train` for per-epoch validation: per user for
+/// implicit feedback, at random for ratings.
+pub fn carve_validation(
+    train: Interactions,
+    fraction: f64,
+    implicit: bool,
+    seed: u64,
+) -> Result<(Interactions, Validation)> {
+    let spec = if implicit {
+        SplitSpec::User(fraction)
+    } else {
+        SplitSpec::Random(fraction)
+    };
+    let (tr, va) = data::split::split(&train, spec, seed ^ 0x5eed)?;
+    let tr = tr.compact();
+    let v = Validation::from_heldout(&tr, &va);
+    Ok((tr, v))
+}
+
+/// Fits `train` (warm from `prev` when given) and records the run's sources
+/// and training time in the model's metadata.
+pub fn fit(
+    trainer: &Trainer,
+    train: &Interactions,
+    valid: Option<&Validation>,
+    prev: Option<&Model>,
+    test: Option<&Interactions>,
+    sources: &[String],
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<(Model, f64)> {
+    events(Event::Fitting {
+        epochs: trainer.epochs(),
+    });
+    let t = Instant::now();
+    let mut model = trainer.fit_full(train, valid, prev, test, &mut |r| events(Event::Epoch(r)))?;
+    let secs = t.elapsed().as_secs_f64();
+    model.meta_mut().data.sources = sources.to_vec();
+    model
+        .meta_mut()
+        .metrics
+        .insert("train_seconds".into(), secs);
+    Ok((model, secs))
+}
+
+/// `model` on `test` (matched by external ids). `ks` are the ranking
+/// cut-offs; `threshold` makes a rating model's lists count too.
+pub fn evaluate(
+    model: &Model,
+    test: &Interactions,
+    ks: &[usize],
+    threshold: Option<f32>,
+) -> Evaluation {
+    let implicit = model.meta().implicit;
+    Evaluation {
+        rating: (!implicit).then(|| eval::rating_metrics(model, test)),
+        ranking: (implicit || threshold.is_some()).then(|| {
+            let t = if implicit { None } else { threshold };
+            eval::ranking_metrics(model, test, ks, t)
+        }),
+    }
+}
+
+/// The whole pipeline for one configuration.
+pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<TrainRun> {
+    cfg.check()?;
+    let implicit = cfg.trainer.implicit();
+    let threshold = cfg.positive_threshold;
+    let t0 = Instant::now();
+    let (all, report) = load(&cfg.sources, &cfg.load, implicit, threshold, "data", events)?;
+    let load_seconds = t0.elapsed().as_secs_f64();
+    let (train, test) = match &cfg.test {
+        TestSide::Split(spec) => {
+            let (tr, te) = data::split::split(&all, *spec, cfg.seed)?;
+            (tr.compact(), Some(te))
+        }
+        TestSide::Files(files) => {
+            let mut topts = cfg.load.clone();
+            // The minimum counts prune the training data, not the test side.
+            topts.min_user_count = 0;
+            topts.min_item_count = 0;
+            let (te, _) = load(files, &topts, implicit, threshold, "test", events)?;
+            (all, Some(te))
+        }
+        TestSide::None => (all, None),
+    };
+    let (train, valid) = match cfg.validation {
+        Some(f) => {
+            let (tr, v) = carve_validation(train, f, implicit, cfg.seed)?;
+            (tr, Some(v))
+        }
+        None => (train, None),
+    };
+    let trainer = match cfg.adapt {
+        Some(set) => cfg
+            .trainer
+            .clone()
+            .adapt_to_data(&train, set.alpha, set.reg)?,
+        None => cfg.trainer.clone(),
+    };
+    let (mut model, train_seconds) = fit(
+        &trainer,
+        &train,
+        valid.as_ref(),
+        None,
+        test.as_ref(),
+        &cfg.sources,
+        events,
+    )?;
+    let evaluation = test.as_ref().map(|te| {
+        let e = evaluate(&model, te, &cfg.eval_k, threshold);
+        let metrics = &mut model.meta_mut().metrics;
+        if let Some(r) = &e.rating {
+            metrics.insert("test_rmse".into(), r.rmse);
+            metrics.insert("test_mae".into(), r.mae);
+            metrics.insert("test_n".into(), r.n as f64);
+        }
+        if let Some(r) = &e.ranking {
+            for (k, v) in &r.values {
+                metrics.insert(format!("test_{k}"), *v);
+            }
+        }
+        e
+    });
+    if let Some(out) = &cfg.out {
+        model
+            .save(out)
+            .map_err(|e| e.context(format!("writing model {}", out.display())))?;
+    }
+    Ok(TrainRun {
+        model,
+        load: report,
+        train_rows: train.len(),
+        load_seconds,
+        train_seconds,
+        test: evaluation,
+    })
+}
