@@ -14,7 +14,10 @@ const BUCKETS: [f64; 14] = [
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// Route → status → count. Keyed by the route's text (the router's
+    /// matched path), looked up by `&str` so a request allocates only the
+    /// first time its route and status are seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
     latency_count: AtomicU64,
@@ -24,9 +27,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn observe(&self, route: &'static str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route, status)).or_insert(0) += 1;
+            match m.get_mut(route) {
+                Some(by_status) => *by_status.entry(status).or_insert(0) += 1,
+                None => {
+                    m.insert(route.to_string(), BTreeMap::from([(status, 1)]));
+                }
+            }
         }
         let b = BUCKETS
             .iter()
@@ -46,11 +54,13 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE recsys_requests_total counter");
         if let Ok(m) = self.requests.lock() {
-            for ((route, status), n) in m.iter() {
-                let _ = writeln!(
-                    s,
-                    "recsys_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
+            for (route, by_status) in m.iter() {
+                for (status, n) in by_status {
+                    let _ = writeln!(
+                        s,
+                        "recsys_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
             }
         }
         let _ = writeln!(s, "# HELP recsys_request_duration_seconds Request latency.");

@@ -11,7 +11,7 @@
 
 use super::*;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -391,14 +391,6 @@ fn browser(chrome: &Path, profile: &Path) -> (Kill, Page) {
     (child, page)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The items user `u` rated in an ml-100k file.
 fn rated(file: &str, u: &str) -> Vec<String> {
     std::fs::read_to_string(file)
@@ -508,16 +500,16 @@ fn report_and_console_in_headless_chromium() {
     page.screenshot(&artifacts().join("report.png"));
 
     // The console, against a running service.
-    let port = free_port();
-    let _serve = Kill(
-        std::process::Command::new(env!("CARGO_BIN_EXE_recsys"))
-            .args(["serve", "--model", &m, "--titles", &items, "--addr"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    // Port 0: the kernel picks a free port and serve says which.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["serve", "--model", &m, "--titles", &items, "--addr"])
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = serve_addr(&mut serve).port();
+    let _serve = Kill(serve);
     let t0 = Instant::now();
     while !http_get(port, "/readyz").is_ok_and(|(s, _)| s == 200) {
         assert!(t0.elapsed() < WAIT, "recsys serve did not come up");

@@ -233,27 +233,11 @@ fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Child {
     c.spawn().expect("starting recsys")
 }
 
-/// Reads the child's stderr until it contains `what`. A thread keeps
-/// draining the pipe afterwards: a closed pipe would make the child's next
-/// write to stderr fail.
+/// Reads the child's stderr until it contains `what`.
 fn wait_for_stderr(child: &mut Child, what: &str) -> String {
-    let mut err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        // Reads to the end even when nobody listens any more.
-        while let Ok(n @ 1..) = err.read(&mut buf) {
-            let _ = tx.send(buf[..n].to_vec());
-        }
-    });
-    let mut seen = String::new();
-    while !seen.contains(what) {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(b) => seen += &String::from_utf8_lossy(&b),
-            Err(_) => panic!("no {what:?} in {seen:?} (the process ended or stalled elsewhere)"),
-        }
-    }
-    seen
+    read_stderr_until(child, &format!("{what:?}"), |seen| {
+        seen.contains(what).then(|| seen.to_string())
+    })
 }
 
 #[test]
@@ -356,41 +340,26 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn service_picks_up_a_scheduled_retrain_without_a_failed_request() {
     let (_d, dir, models) = setup();
     ok(&["retrain", "-q", "--data", &dir, "--models", &models]);
     let first = current(&models);
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0: the kernel picks a free port and serve says which; probing
+    // for a free port first could race with another test taking it.
     let mut server = spawn(
         &[
             "serve",
             "--model",
             &format!("{models}/current"),
             "--addr",
-            &addr,
+            "127.0.0.1:0",
             "--watch-ms",
             "100",
         ],
         &[],
     );
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let port = serve_addr(&mut server).port();
     let version = |body: &str| json(body)["version"].as_str().unwrap().to_string();
     assert_eq!(version(&http_get(port, "/v1/model").1), first);
 
@@ -409,10 +378,12 @@ fn service_picks_up_a_scheduled_retrain_without_a_failed_request() {
         ],
         &[],
     );
-    // Requests all along; a new day's file arrives meanwhile.
+    // Requests all along; a new day's file arrives meanwhile. The client
+    // counts what it sent, so the test waits for requests, not for time.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let client = {
-        let stop = stop.clone();
+        let (stop, sent) = (stop.clone(), sent.clone());
         std::thread::spawn(move || {
             let (mut ok_n, mut bad) = (0usize, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -422,11 +393,13 @@ fn service_picks_up_a_scheduled_retrain_without_a_failed_request() {
                 } else {
                     bad.push((s, b));
                 }
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             (ok_n, bad)
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    let sent_now = || sent.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until("requests before the new data", || sent_now() >= 20);
     add_day(&dir, "day2.base", "ml-100k/u1.test", false);
     let t0 = Instant::now();
     let new_version = loop {
@@ -435,12 +408,14 @@ fn service_picks_up_a_scheduled_retrain_without_a_failed_request() {
             break v;
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
+            t0.elapsed() < DEADLINE,
             "the service never reported a new model"
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // Requests after the swap too: the new model must answer them.
+    let at_swap = sent_now();
+    wait_until("requests after the swap", || sent_now() >= at_swap + 20);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok_n, bad) = client.join().unwrap();
     let _ = sched.kill();
