@@ -1,9 +1,16 @@
-//! Training. One module per algorithm (`sgd`, `als`, `bpr`): a `*Params`
-//! type with consuming setters and a `check()` that returns the validated
-//! `*ValidParams`, whose `fit_with(train, valid, prev, progress)` turns
-//! interactions into a [`Model`](crate::model::Model). Progress goes through
-//! a callback; this module never prints or reads files. Picking an algorithm
-//! at run time (and Spark) is [`crate::engine`]'s job, a layer above.
+//! Training. One folder per algorithm (`sgd`, `als`, `bpr`), each of the
+//! same shape: `params.rs` holds the `*Params` type (a table of every
+//! parameter, consuming setters) and its `check()`, which returns the
+//! validated `*ValidParams`; `fit.rs` holds that type's one entry point,
+//! `fit_with(train, valid, prev, progress)` (`fit` is its `prev = None`
+//! case), which turns interactions into a [`Model`](crate::model::Model);
+//! `maths.rs` holds the per-row or per-block updates; `tests.rs` their unit
+//! tests. What the three share (parameter checks, the pre-fit check, the
+//! thread pool, the end of a fit) is written once in `common.rs`.
+//!
+//! Progress goes through a callback; this module never prints or reads
+//! files. Picking an algorithm at run time (and Spark) is
+//! [`crate::engine`]'s job, a layer above.
 
 pub mod als;
 pub mod bpr;

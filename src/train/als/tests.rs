@@ -1,11 +1,11 @@
 //! Unit tests of the ALS trainer.
 
+use std::sync::Arc;
+
 use super::maths::{cg_row, cholesky_row, implicit_loss, Scratch, Solve};
 use super::{AlsParams, Solver};
-use crate::interactions::IdMap;
-use crate::interactions::{Csr, Interactions};
+use crate::interactions::{Csr, IdMap, Interactions};
 use crate::linalg::{gram, Plain};
-use std::sync::Arc;
 
 #[test]
 fn implicit_loss_matches_the_sum_over_all_pairs() {
@@ -280,4 +280,24 @@ fn bad_params_are_refused() {
     }
     .check()
     .is_err());
+}
+
+#[test]
+fn setters_match_the_fields() {
+    let a = AlsParams::default()
+        .factors(8)
+        .implicit(false)
+        .solver(Solver::Cholesky)
+        .scale_reg(false)
+        .threads(Some(2));
+    let b = AlsParams {
+        factors: 8,
+        implicit: false,
+        solver: Solver::Cholesky,
+        scale_reg: false,
+        threads: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(a, b);
+    assert!(a.solver(Solver::Cg).check().is_err());
 }

@@ -1,6 +1,6 @@
 //! Bayesian personalized ranking (Rendle et al., UAI 2009) by parallel
-//! stratified SGD: the blocks of [`strata`](crate::train::strata), as in the rating
-//! SGD trainer, so updates are race-free in safe Rust.
+//! stratified SGD: the blocks of `train::strata`, as in the rating SGD
+//! trainer, so updates are race-free in safe Rust.
 //!
 //! Each epoch visits every (user, positive item) once. The negative item is
 //! drawn uniformly from the positive's item range (the block's items: the

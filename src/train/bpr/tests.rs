@@ -1,10 +1,10 @@
 //! Unit tests of the BPR trainer.
 
+use std::sync::Arc;
+
 use super::maths::two_rows;
 use super::BprParams;
-use crate::interactions::IdMap;
-use crate::interactions::Interactions;
-use std::sync::Arc;
+use crate::interactions::{IdMap, Interactions};
 
 fn blocks() -> Interactions {
     let mut users = Vec::new();
@@ -66,4 +66,18 @@ fn two_rows_are_the_right_rows() {
         (&a[..], &b[..]),
         (&[3.0, 4.0, 5.0][..], &[9.0, 10.0, 11.0][..])
     );
+}
+
+#[test]
+fn setters_match_the_fields_and_check_names_the_parameter() {
+    let a = BprParams::default().factors(8).reg(0.01).patience(Some(3));
+    let b = BprParams {
+        factors: 8,
+        reg: 0.01,
+        patience: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(a, b);
+    let e = a.learning_rate(0.0).check().unwrap_err().to_string();
+    assert!(e.contains("learning_rate"), "{e}");
 }

@@ -1,12 +1,12 @@
 //! Unit tests of the SGD trainer.
 
+use std::sync::Arc;
+
 use super::maths::{sgd_block, Step};
 use super::SgdParams;
-use crate::interactions::IdMap;
-use crate::interactions::Interactions;
+use crate::interactions::{IdMap, Interactions};
 use crate::train::strata::Entry;
 use crate::train::Validation;
-use std::sync::Arc;
 
 fn tiny(nu: u32, ni: u32) -> Interactions {
     let mut users = Vec::new();
