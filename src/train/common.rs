@@ -15,7 +15,7 @@ macro_rules! setters {
     ($t:ty { $($field:ident: $ty:ty),* $(,)? }) => {
         impl $t {
             $(
-                #[doc = concat!("Sets `", stringify!($field), "` (see the table above).")]
+                #[doc = concat!("Sets `", stringify!($field), "` (see the table on the type).")]
                 pub fn $field(mut self, v: $ty) -> Self {
                     self.$field = v;
                     self
