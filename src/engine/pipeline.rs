@@ -219,7 +219,7 @@ pub fn fit(
         epochs: trainer.epochs(),
     });
     let t = Instant::now();
-    let mut model = trainer.fit_full(train, valid, prev, test, &mut |r| events(Event::Epoch(r)))?;
+    let mut model = trainer.fit_with(train, valid, prev, test, &mut |r| events(Event::Epoch(r)))?;
     let secs = t.elapsed().as_secs_f64();
     model.meta_mut().data.sources = sources.to_vec();
     model

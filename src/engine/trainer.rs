@@ -156,24 +156,14 @@ impl Trainer {
         }
     }
 
-    /// Fits `x`, warm-started from `prev` when given. A Spark trainer
-    /// cannot warm-start: given `prev` it trains from scratch and records
-    /// why in the model's `params.spark.cold_start` (`warm_start` stays
-    /// unset); it also ignores `valid` (no per-epoch validation on Spark).
+    /// Fits `x`, warm-started from `prev` when given: the one entry point
+    /// for every trainer. The native trainers ignore `test`; Spark's job
+    /// scores it and its figures land in the metadata
+    /// (`params.spark.evaluation`). A Spark trainer cannot warm-start: given
+    /// `prev` it trains from scratch and records why in the model's
+    /// `params.spark.cold_start` (`warm_start` stays unset); it also ignores
+    /// `valid` (no per-epoch validation on Spark).
     pub fn fit_with(
-        &self,
-        x: &Interactions,
-        valid: Option<&Validation>,
-        prev: Option<&Model>,
-        cb: &mut (dyn FnMut(&EpochReport) + Send),
-    ) -> crate::Result<Model> {
-        self.fit_full(x, valid, prev, None, cb)
-    }
-
-    /// [`Self::fit_with`], with a test side for trainers that evaluate it
-    /// themselves: Spark's job scores `test` and its figures land in the
-    /// metadata (`params.spark.evaluation`). The native trainers ignore it.
-    pub fn fit_full(
         &self,
         x: &Interactions,
         valid: Option<&Validation>,

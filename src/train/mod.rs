@@ -1,18 +1,26 @@
-//! Training. One module per algorithm (`sgd`, `als`, `bpr`): a `*Params`
-//! type with consuming setters and a `check()` that returns the validated
-//! `*ValidParams`, whose `fit_with(train, valid, prev, progress)` turns
-//! interactions into a [`Model`](crate::model::Model). Progress goes through
-//! a callback; this module never prints or reads files. Picking an algorithm
-//! at run time (and Spark) is [`crate::engine`]'s job, a layer above.
+//! Training. One folder per algorithm (`sgd`, `als`, `bpr`), each of the
+//! same shape: `params.rs` holds the `*Params` type (a table of every
+//! parameter, consuming setters) and its `check()`, which returns the
+//! validated `*ValidParams`; `fit.rs` holds that type's one entry point,
+//! `fit_with(train, valid, prev, progress)` (`fit` is its `prev = None`
+//! case), which turns interactions into a [`Model`](crate::model::Model);
+//! `maths.rs` holds the per-row or per-block updates; `tests.rs` their unit
+//! tests. What the three share (parameter checks, the pre-fit check, the
+//! thread pool, the end of a fit) is written once in `common.rs`.
+//!
+//! Progress goes through a callback; this module never prints or reads
+//! files. Picking an algorithm at run time (and Spark) is
+//! [`crate::engine`]'s job, a layer above.
 
 pub mod als;
 pub mod bpr;
-
+mod common;
 pub mod sgd;
 mod strata;
 pub mod warm;
 
 pub use crate::model::EpochReport;
+pub use common::effective_threads;
 
 /// Validation data in the trainer's index space: (user, item, value).
 #[derive(Clone, Debug, Default)]
@@ -53,6 +61,8 @@ pub(crate) struct EarlyStop {
     patience: Option<usize>,
     best: f64,
     best_epoch: usize,
+    /// Whether any epoch had a metric to watch.
+    observed: bool,
 }
 
 impl EarlyStop {
@@ -61,11 +71,13 @@ impl EarlyStop {
             patience,
             best: f64::INFINITY,
             best_epoch: 0,
+            observed: false,
         }
     }
 
     /// Records an epoch's metric; returns (improved, stop now).
     pub(crate) fn observe(&mut self, epoch: usize, metric: f64) -> (bool, bool) {
+        self.observed = true;
         let improved = metric < self.best;
         if improved {
             self.best = metric;
@@ -97,54 +109,17 @@ impl EarlyStop {
     pub(crate) fn best_epoch(&self) -> usize {
         self.best_epoch
     }
-}
 
-/// What every trainer checks before fitting: there is data, and early
-/// stopping has validation data to watch.
-pub(crate) fn check_fit(
-    train: &crate::interactions::Interactions,
-    valid: Option<&Validation>,
-    patience: Option<usize>,
-) -> crate::Result<()> {
-    if train.is_empty() {
-        return Err(crate::Error::Other(
-            "no training data: every entry was filtered out or held out".into(),
-        ));
-    }
-    if let Some(p) = patience {
-        if valid.is_none_or(|v| v.is_empty()) {
-            return Err(crate::Error::param(
-                "patience",
-                p,
-                "early stopping needs validation data (--validation F)",
-            ));
+    /// The epoch whose factors a fit of `epochs_run` epochs keeps: the best
+    /// one only when early stopping watched a metric (and restored its
+    /// factors), else the last.
+    pub(crate) fn kept_epoch(&self, epochs_run: usize) -> usize {
+        if self.observed && self.patience.is_some() {
+            self.best_epoch()
+        } else {
+            epochs_run
         }
     }
-    Ok(())
-}
-
-/// Runs `f` on a rayon pool of `threads` threads (all cores when `None`).
-pub(crate) fn with_threads<T: Send>(
-    threads: Option<usize>,
-    f: impl FnOnce() -> T + Send,
-) -> crate::Result<T> {
-    let mut b = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = threads {
-        b = b.num_threads(t);
-    }
-    let pool = b
-        .build()
-        .map_err(|e| crate::Error::Other(format!("cannot start the thread pool: {e}")))?;
-    Ok(pool.install(f))
-}
-
-/// The thread count a run will use.
-pub fn effective_threads(threads: Option<usize>) -> usize {
-    threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
 }
 
 /// Per-epoch ranking validation for implicit models: P@10 and nDCG@10 on a

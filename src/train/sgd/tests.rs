@@ -1,0 +1,148 @@
+//! Unit tests of the SGD trainer.
+
+use std::sync::Arc;
+
+use super::maths::{sgd_block, Step};
+use super::SgdParams;
+use crate::interactions::{IdMap, Interactions};
+use crate::train::strata::Entry;
+use crate::train::Validation;
+
+fn tiny(nu: u32, ni: u32) -> Interactions {
+    let mut users = Vec::new();
+    let mut items = Vec::new();
+    let mut values = Vec::new();
+    for u in 0..nu {
+        for i in 0..ni {
+            if (u * 31 + i * 17) % 3 != 0 {
+                users.push(u);
+                items.push(i);
+                values.push(1.0 + ((u % 4) as f32 + (i % 5) as f32) * 0.5);
+            }
+        }
+    }
+    Interactions {
+        users,
+        items,
+        values,
+        times: None,
+        user_ids: Arc::new(IdMap::from_ints((0..nu as i64).collect())),
+        item_ids: Arc::new(IdMap::from_ints((0..ni as i64).collect())),
+    }
+}
+
+/// The SGD step against a slow, obviously-correct reference written with
+/// plain loops in f64.
+#[test]
+fn block_step_matches_a_slow_reference() {
+    let k = 5;
+    let entries = vec![
+        Entry { u: 0, i: 1, r: 4.0 },
+        Entry { u: 1, i: 0, r: 2.0 },
+        Entry { u: 0, i: 0, r: 3.5 },
+    ];
+    let mut uf: Vec<f32> = (0..2 * k).map(|j| (j as f32 * 0.3).sin() * 0.2).collect();
+    let mut itf: Vec<f32> = (0..2 * k).map(|j| (j as f32 * 0.7).cos() * 0.2).collect();
+    let mut bu = vec![0.1f32, -0.2];
+    let mut bi = vec![0.05f32, 0.3];
+    let s = Step {
+        k,
+        mu: 3.0,
+        lr: 0.05,
+        reg_f: 0.1,
+        reg_b: 0.02,
+    };
+    let (mut ruf, mut ritf): (Vec<f64>, Vec<f64>) = (
+        uf.iter().map(|&x| x as f64).collect(),
+        itf.iter().map(|&x| x as f64).collect(),
+    );
+    let (mut rbu, mut rbi): (Vec<f64>, Vec<f64>) = (
+        bu.iter().map(|&x| x as f64).collect(),
+        bi.iter().map(|&x| x as f64).collect(),
+    );
+    for e in &entries {
+        let (u, i) = (e.u as usize, e.i as usize);
+        let mut pred = 3.0 + rbu[u] + rbi[i];
+        for j in 0..k {
+            pred += ruf[u * k + j] * ritf[i * k + j];
+        }
+        let err = e.r as f64 - pred;
+        rbu[u] += 0.05 * (err - 0.02 * rbu[u]);
+        rbi[i] += 0.05 * (err - 0.02 * rbi[i]);
+        for j in 0..k {
+            let (pu, qi) = (ruf[u * k + j], ritf[i * k + j]);
+            ruf[u * k + j] = pu + 0.05 * (err * qi - 0.1 * pu);
+            ritf[i * k + j] = qi + 0.05 * (err * pu - 0.1 * qi);
+        }
+    }
+    sgd_block(&entries, &mut uf, &mut bu, &mut itf, &mut bi, s);
+    for (a, b) in uf
+        .iter()
+        .zip(&ruf)
+        .chain(itf.iter().zip(&ritf))
+        .chain(bu.iter().zip(&rbu))
+        .chain(bi.iter().zip(&rbi))
+    {
+        assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn same_seed_and_threads_give_identical_models() {
+    let x = tiny(40, 30);
+    let p = SgdParams::default()
+        .factors(8)
+        .epochs(5)
+        .threads(Some(2))
+        .check()
+        .unwrap();
+    let a = p.fit(&x, None, &mut |_| {}).unwrap();
+    let b = p.fit(&x, None, &mut |_| {}).unwrap();
+    assert_eq!(a.user_factors(), b.user_factors());
+    assert_eq!(a.item_bias(), b.item_bias());
+    let c = SgdParams::default()
+        .factors(8)
+        .epochs(5)
+        .threads(Some(2))
+        .seed(7)
+        .check()
+        .unwrap()
+        .fit(&x, None, &mut |_| {})
+        .unwrap();
+    assert_ne!(a.user_factors(), c.user_factors());
+}
+
+#[test]
+fn training_lowers_the_error_and_early_stopping_stops() {
+    let x = tiny(60, 40);
+    let mut reports = Vec::new();
+    let v = Validation {
+        users: x.users[..50].to_vec(),
+        items: x.items[..50].to_vec(),
+        values: x.values[..50].to_vec(),
+    };
+    SgdParams::default()
+        .factors(8)
+        .epochs(30)
+        .learning_rate(0.05)
+        .patience(Some(2))
+        .threads(Some(2))
+        .check()
+        .unwrap()
+        .fit(&x, Some(&v), &mut |r| reports.push(r.clone()))
+        .unwrap();
+    assert!(reports.last().unwrap().train_rmse < reports[0].train_rmse);
+    assert!(reports.iter().all(|r| r.valid_rmse.is_some()));
+}
+
+#[test]
+fn bad_params_name_the_parameter() {
+    let e = SgdParams::default()
+        .learning_rate(-0.1)
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("learning_rate"), "{e}");
+    assert!(SgdParams::default().factors(0).check().is_err());
+    assert!(SgdParams::default().threads(Some(0)).check().is_err());
+}
