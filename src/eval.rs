@@ -5,7 +5,8 @@
 //! and counted.
 //!
 //! Ranking, per user with at least one held-out positive, the user's training
-//! items excluded from the ranking, then averaged over users (see README):
+//! items excluded from the ranking, then averaged over users (definitions:
+//! docs/training.md, "Ranking metrics"):
 //! P@k = hits/k; R@k = hits/|test|; nDCG@k with binary gains and the ideal
 //! DCG over min(k, |test|) positives; MAP@k = AP@k with denominator
 //! min(k, |test|); AUC = the probability that a held-out positive scores

@@ -10,176 +10,27 @@
 //!
 //! Top-N is a partial selection (a bounded min-heap, O(I log n)), never a
 //! full sort. Ties break toward the lower item index, so results are stable.
+//!
+//! The request and result types are in `request.rs`, the IVF-backed
+//! variants in `approx.rs`.
 
+mod approx;
 pub mod batch;
 pub mod foldin;
 pub mod ivf;
+mod request;
 pub mod similar;
+
+pub use approx::{ivf_path, load_ivf, recommend_index_ivf, recommend_ivf};
+pub use request::{Fallback, Filters, ItemList, RecList, RecommendOptions, Scored, Source};
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
-
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::interactions::IdKey;
 use crate::linalg::dot;
 use crate::model::Model;
-
-/// Where a list of recommendations came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// The user's factors.
-    Model,
-    /// A vector folded in from the items given with the request.
-    FoldIn,
-    /// Most popular items overall (unknown user or short history).
-    Popularity,
-    /// Most popular items among the newest 10% of training interactions.
-    RecentPopularity,
-}
-
-impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Model => "model",
-            Source::FoldIn => "fold_in",
-            Source::Popularity => "popularity",
-            Source::RecentPopularity => "recent_popularity",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Scored {
-    pub item: String,
-    pub score: f32,
-    /// With explanations: the user's items most similar to this one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub because: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct RecList {
-    pub user: String,
-    pub source: Source,
-    pub items: Vec<Scored>,
-}
-
-/// Which items may not be returned. The lists compose: an item is returned
-/// only if it is not excluded, is in the allow list (when there is one) and
-/// is available (when availability is given), and is not a training item of
-/// the user (with `exclude_seen`).
-#[derive(Clone, Debug, Default)]
-pub struct Filters {
-    /// Leave out the user's training items (stored in the model).
-    pub exclude_seen: bool,
-    /// Items never to return (dense indices): shared, so a service can swap
-    /// it (e.g. availability during a sale) without copying per request.
-    pub blocked: Option<Arc<Vec<bool>>>,
-}
-
-/// Item ids resolved against a model: known dense indices, and how many ids
-/// the model did not know.
-pub struct ItemList {
-    pub items: Vec<u32>,
-    pub unknown: usize,
-}
-
-impl ItemList {
-    pub fn resolve<'a>(model: &Model, ids: impl IntoIterator<Item = &'a str>) -> ItemList {
-        let mut items = Vec::new();
-        let mut unknown = 0;
-        for id in ids {
-            match model.item_ids().get(id) {
-                Some(i) => items.push(i),
-                None => unknown += 1,
-            }
-        }
-        items.sort_unstable();
-        items.dedup();
-        ItemList { items, unknown }
-    }
-}
-
-impl Filters {
-    fn mask(&mut self, n: usize) -> &mut Vec<bool> {
-        Arc::make_mut(self.blocked.get_or_insert_with(|| Arc::new(vec![false; n])))
-    }
-
-    /// Never return these items.
-    pub fn exclude(&mut self, model: &Model, items: &[u32]) {
-        let m = self.mask(model.n_items());
-        for &i in items {
-            m[i as usize] = true;
-        }
-    }
-
-    /// Return only items from this list (an allow list, or the available items).
-    pub fn only(&mut self, model: &Model, items: &[u32]) {
-        let mut allowed = vec![false; model.n_items()];
-        for &i in items {
-            allowed[i as usize] = true;
-        }
-        let m = self.mask(model.n_items());
-        for (b, a) in m.iter_mut().zip(allowed) {
-            *b |= !a;
-        }
-    }
-
-    /// Adds external item ids to the exclusion list; unknown ids are ignored
-    /// (they could never be returned anyway).
-    pub fn exclude_items<'a>(&mut self, model: &Model, ids: impl IntoIterator<Item = &'a str>) {
-        let l = ItemList::resolve(model, ids);
-        self.exclude(model, &l.items);
-    }
-
-    #[inline]
-    pub fn blocks(&self, i: u32) -> bool {
-        self.blocked.as_ref().is_some_and(|m| m[i as usize])
-    }
-}
-
-/// Which popularity list serves cold starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Fallback {
-    /// Recent popularity when the model has it, else overall.
-    #[default]
-    Recent,
-    Overall,
-}
-
-/// Everything a recommendation request can ask for.
-#[derive(Clone, Debug)]
-pub struct RecommendOptions {
-    pub n: usize,
-    pub filters: Filters,
-    /// An unknown user is an error instead of getting the fallback.
-    pub strict: bool,
-    /// Users with fewer training items than this get the fallback.
-    pub min_history: usize,
-    pub fallback: Fallback,
-    /// Attach to each item the user's most similar items (up to this many).
-    pub explain: usize,
-}
-
-impl Default for RecommendOptions {
-    fn default() -> Self {
-        RecommendOptions {
-            n: 10,
-            filters: Filters {
-                exclude_seen: true,
-                blocked: None,
-            },
-            strict: false,
-            min_history: 0,
-            fallback: Fallback::Recent,
-            explain: 0,
-        }
-    }
-}
 
 #[derive(PartialEq)]
 struct Cand(f32, u32);
@@ -323,92 +174,6 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
     recommend_vector(model, model.user_vector(u), base, n, filters, seen)
 }
 
-/// [`recommend_index`] through an approximate IVF index: only the items of
-/// the `probe` clusters nearest to the user's vector are scored.
-pub fn recommend_index_ivf(
-    model: &Model,
-    index: &ivf::IvfIndex,
-    u: u32,
-    n: usize,
-    filters: &Filters,
-    probe: usize,
-) -> Vec<(u32, f32)> {
-    let seen = if filters.exclude_seen {
-        model.seen(u)
-    } else {
-        &[]
-    };
-    let base = if model.meta().implicit {
-        0.0
-    } else {
-        model.global_mean() + model.user_bias()[u as usize]
-    };
-    let skip = |i: u32| filters.blocks(i) || seen.binary_search(&i).is_ok();
-    let mut picks = index.search(
-        model.user_vector(u),
-        model.item_factors(),
-        Some(model.item_bias()),
-        n,
-        probe,
-        &skip,
-    );
-    for p in &mut picks {
-        p.1 += base;
-    }
-    picks
-}
-
-/// [`recommend`] through the IVF index beside the model: a known user with
-/// enough history gets the approximate top-N of the `probe` nearest
-/// clusters; anyone else gets what [`recommend`] gives (fold-back, fallback).
-pub fn recommend_ivf(
-    model: &Model,
-    index: &ivf::IvfIndex,
-    user: &str,
-    o: &RecommendOptions,
-    probe: usize,
-) -> Result<RecList> {
-    match model
-        .user_ids()
-        .get(user)
-        .filter(|&u| model.history_len(u) >= o.min_history)
-    {
-        Some(u) => {
-            let picks = recommend_index_ivf(model, index, u, o.n, &o.filters, probe);
-            Ok(RecList {
-                user: user.to_string(),
-                source: Source::Model,
-                items: to_scored(model, &picks, model.seen(u), o.explain),
-            })
-        }
-        None => recommend(model, user, o),
-    }
-}
-
-/// The IVF index beside `model_file`, checked against `model`.
-pub fn load_ivf(model_file: &std::path::Path, model: &Model) -> Result<ivf::IvfIndex> {
-    let path = ivf_path(model_file);
-    ivf::IvfIndex::load(
-        &path,
-        model.n_items(),
-        model.factors(),
-        &model.meta().data.fingerprint,
-    )
-    .map_err(|e| {
-        e.context(format!(
-            "loading index {} (build it with `recsys index`)",
-            path.display()
-        ))
-    })
-}
-
-/// Where a model's IVF index lives: beside the model file, `<model>.ivf`.
-pub fn ivf_path(model_file: &std::path::Path) -> std::path::PathBuf {
-    let mut s = model_file.as_os_str().to_owned();
-    s.push(".ivf");
-    std::path::PathBuf::from(s)
-}
-
 /// Top-`n` for any user vector `p` (a known user's, or folded in): scores
 /// `base + b_i + p·q_i`, skipping `skip` (sorted) and blocked items.
 pub fn recommend_vector(
@@ -484,6 +249,7 @@ pub fn read_id_list(path: &std::path::Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn top_n_equals_a_full_sort() {
