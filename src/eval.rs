@@ -347,6 +347,8 @@ pub fn ranking_metrics(
     ks: &[usize],
     threshold: Option<f32>,
 ) -> RankingMetrics {
+    // A model's lists come from its list head when it has one.
+    let model = model.lists();
     let (truth, uu, ui) = truth_for(model.user_ids(), model.item_ids(), test, threshold);
     let sc = Scorer {
         k: model.factors(),

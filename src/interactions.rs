@@ -104,6 +104,15 @@ impl IdMap {
         }
     }
 
+    /// The same ids in the same dense order.
+    pub fn ids_equal(&self, other: &IdMap) -> bool {
+        match (self, other) {
+            (IdMap::Int { ids: a, .. }, IdMap::Int { ids: b, .. }) => a == b,
+            (IdMap::Str { ids: a, .. }, IdMap::Str { ids: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
     /// For every dense index of `self`, the dense index of the same external
     /// id in `other` (None when `other` does not know it).
     pub fn translate_to(&self, other: &IdMap) -> Vec<Option<u32>> {

@@ -398,6 +398,10 @@ pub struct TrainArgs {
     /// test sides); implies --implicit unless --algo sgd.
     #[arg(long)]
     pub positive_threshold: Option<f32>,
+    /// Ratings: the test side's relevant items for the ranking metrics are
+    /// those rated ≥ T (default: every held-out item).
+    #[arg(long)]
+    pub relevant_min: Option<f32>,
     /// Cut-offs for the ranking metrics printed at the end.
     #[arg(long, value_delimiter = ',', default_value = "10")]
     pub eval_k: Vec<usize>,
@@ -425,9 +429,17 @@ pub struct TrainArgs {
 #[derive(Args, Debug, Clone)]
 pub struct AlgoArgs {
     /// sgd (biased MF), als (implicit ALS with --implicit, else weighted-λ
-    /// ALS on ratings) or bpr. Default: sgd, or als with --implicit.
+    /// ALS on ratings) or bpr: one pure algorithm for predictions and lists.
+    /// Default: on ratings, sgd for predictions plus an implicit-ALS list
+    /// head for top-N lists (see --list-head); als with --implicit.
     #[arg(long, value_enum)]
     pub algo: Option<Algo>,
+    /// On ratings: `als` adds a list head, implicit ALS on the same ratings
+    /// as confidences, which answers every top-N list while the rating model
+    /// answers predictions; `none` leaves one model for both. [default: als
+    /// on ratings without --algo, else none]
+    #[arg(long, value_enum)]
+    pub list_head: Option<ListHeadArg>,
     /// Treat values as implicit feedback (counts, plays, clicks).
     #[arg(long)]
     pub implicit: bool,
@@ -469,6 +481,12 @@ pub enum Algo {
     Sgd,
     Als,
     Bpr,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ListHeadArg {
+    Als,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -615,8 +633,9 @@ pub struct EvalArgs {
     /// Cut-offs for the ranking metrics.
     #[arg(long, value_delimiter = ',', default_value = "10")]
     pub k: Vec<usize>,
-    /// Only held-out rows with value ≥ T are positives for the ranking metrics.
-    #[arg(long)]
+    /// Only held-out rows with value ≥ T are relevant for the ranking
+    /// metrics (default: every held-out item).
+    #[arg(long = "relevant-min", visible_alias = "positive-threshold")]
     pub positive_threshold: Option<f32>,
     #[command(flatten)]
     pub load: LoadArgs,

@@ -6,7 +6,9 @@
 
 use anyhow::{bail, Result};
 
-use super::args::{Algo, AlgoArgs, ConfidenceArg, EngineArg, EngineArgs, SolverArg, TrainArgs};
+use super::args::{
+    Algo, AlgoArgs, ConfidenceArg, EngineArg, EngineArgs, ListHeadArg, SolverArg, TrainArgs,
+};
 use super::DEFAULT_DATA;
 use crate::engine::pipeline::{SetByUser, TestSide, TrainConfig};
 use crate::engine::Trainer;
@@ -187,6 +189,34 @@ pub(super) fn trainer(
     })
 }
 
+/// The list head the flags ask for: by default one for a rating model
+/// whose algorithm was not chosen (`--algo` picks one pure algorithm), and
+/// only ever for rating models trained natively.
+pub(super) fn list_head(
+    a: &AlgoArgs,
+    trainer: &Trainer,
+    engine: &EngineArgs,
+) -> Result<Option<Trainer>> {
+    let on_ratings = !trainer.implicit();
+    let spark = engine.engine == EngineArg::Spark;
+    match a.list_head {
+        Some(ListHeadArg::None) => Ok(None),
+        Some(ListHeadArg::Als) if !on_ratings => {
+            bail!("--list-head applies to models trained on ratings; this run trains implicit feedback, whose model ranks by itself")
+        }
+        Some(ListHeadArg::Als) if spark => {
+            bail!("--list-head is trained natively; --engine spark trains ALS alone (add --list-head none)")
+        }
+        Some(ListHeadArg::Als) => Ok(Some(crate::engine::heads::list_head_trainer(
+            a.seed, a.threads,
+        )?)),
+        None if on_ratings && a.algo.is_none() && !spark => Ok(Some(
+            crate::engine::heads::list_head_trainer(a.seed, a.threads)?,
+        )),
+        None => Ok(None),
+    }
+}
+
 /// `recsys train`'s flags as one checked pipeline configuration.
 pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.engine.engine == EngineArg::Spark && a.validation.is_some() {
@@ -213,6 +243,14 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.eval_k.contains(&0) {
         bail!("--eval-k: cut-offs must be ≥ 1");
     }
+    if a.relevant_min.is_some() && trainer.implicit() {
+        bail!("--relevant-min applies to models trained on ratings; for implicit feedback use --positive-threshold");
+    }
+    if a.relevant_min.is_some() && a.test.is_empty() && a.split.is_none() {
+        bail!(
+            "--relevant-min sets the relevant items of the test side: give --test FILE or --split"
+        );
+    }
     let mut load = a.load.options();
     load.format = load.format.or(a.format);
     load.min_user_count = a.min_user_count;
@@ -230,12 +268,14 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
             (None, true) => TestSide::None,
         },
         validation: a.validation,
+        list_head: list_head(&a.algo, &trainer, &a.engine)?,
         trainer,
         adapt: Some(SetByUser {
             alpha: a.algo.alpha.is_some(),
             reg: a.algo.reg.is_some(),
         }),
         positive_threshold: a.positive_threshold,
+        relevant_min: a.relevant_min,
         eval_k: a.eval_k.clone(),
         seed: a.algo.seed,
         out: Some(a.out.clone()),

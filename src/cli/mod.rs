@@ -40,7 +40,7 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Items most similar to an item (cosine of item factors).
     Similar(SimilarArgs),
-    /// Rating metrics (RMSE, MAE) of a model on held-out data.
+    /// A model on held-out data: RMSE/MAE for rating models, and P/R/nDCG/MAP@k of its lists.
     Eval(EvalArgs),
     /// Print a model file's metadata.
     Info(InfoArgs),

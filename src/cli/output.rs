@@ -196,7 +196,7 @@ pub(super) fn print_load_event(e: &Event) {
         Event::Positives { threshold, count } => {
             eprintln!("{count} positives with value ≥ {threshold}")
         }
-        Event::Fitting { .. } | Event::Epoch(_) => {}
+        Event::Fitting { .. } | Event::FittingListHead { .. } | Event::Epoch(_) => {}
     }
 }
 

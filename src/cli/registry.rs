@@ -55,6 +55,7 @@ pub(super) fn retrain(a: RetrainArgs) -> Result<()> {
             alpha: a.algo.alpha.is_some(),
             reg: a.algo.reg.is_some(),
         }),
+        bootstrap_list_head: config::list_head(&a.algo, &bootstrap, &a.engine)?,
         bootstrap,
         epochs: a.epochs,
         cold: a.cold,

@@ -20,6 +20,15 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     let mut bar = None;
     let run = pipeline::run(&cfg, &mut |e| match e {
         Event::Fitting { epochs } => bar = progress_bar(epochs as u64, quiet),
+        Event::FittingListHead { epochs } => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            if !quiet {
+                eprintln!("list head: implicit ALS on the same ratings, for the top-N lists");
+            }
+            bar = progress_bar(epochs as u64, quiet);
+        }
         Event::Epoch(r) => {
             let line = epoch_line(r);
             if let Some(b) = &bar {
@@ -49,6 +58,15 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     if let Some(v) = model.meta().history.last().and_then(|h| h.train_rmse) {
         summary["train_rmse"] = v.into();
     }
+    if let Some(h) = model.list_head() {
+        summary["list_head"] = h.meta().algorithm.clone().into();
+        summary["list_head_seconds"] = model
+            .meta()
+            .metrics
+            .get("list_head_seconds")
+            .copied()
+            .into();
+    }
     if let Some(e) = &run.test {
         let mut test = serde_json::Map::new();
         if let Some(m) = &e.rating {
@@ -68,9 +86,18 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
+    let algorithm = match model.list_head() {
+        Some(h) => format!(
+            "{} (ratings) + {} list head (k = {})",
+            model.meta().algorithm,
+            h.meta().algorithm,
+            h.factors()
+        ),
+        None => model.meta().algorithm.clone(),
+    };
     println!(
         "trained {} ({} users × {} items, {} rows) in {:.2}s → {}",
-        model.meta().algorithm,
+        algorithm,
         model.n_users(),
         model.n_items(),
         run.train_rows,
@@ -152,7 +179,15 @@ pub(super) fn info(a: InfoArgs) -> Result<()> {
     let model = load_model(&a.model)?;
     let m = model.meta();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(m)?);
+        let mut v = serde_json::to_value(m)?;
+        if let Some(h) = model.list_head() {
+            v["list_head"] = serde_json::to_value(h.meta())?;
+        }
+        v["answers"] = serde_json::json!({
+            "ratings": (!m.implicit).then(|| m.algorithm.clone()),
+            "lists": model.lists().meta().algorithm,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!("model        {}", a.model.display());
@@ -196,6 +231,24 @@ pub(super) fn info(a: InfoArgs) -> Result<()> {
     );
     for (k, v) in &m.metrics {
         println!("metric       {k} = {v:.6}");
+    }
+    match model.list_head() {
+        Some(h) => {
+            let hm = h.meta();
+            println!(
+                "answers      ratings (predict, RMSE): {}; lists (recommend, similar, index, ranking metrics): the list head",
+                m.algorithm
+            );
+            println!(
+                "list head    {}, k = {}, {} epochs, params {}",
+                hm.algorithm,
+                hm.factors,
+                hm.history.len(),
+                hm.params
+            );
+        }
+        None if m.implicit => println!("answers      lists: {}", m.algorithm),
+        None => println!("answers      ratings and lists: {}", m.algorithm),
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! types: [`Trainer`] (any algorithm, native or on Spark) and the pipeline
 //! in [`pipeline`].
 
+pub mod heads;
 pub mod pipeline;
 mod trainer;
 

@@ -50,11 +50,17 @@ pub struct TrainConfig {
     /// (per user for implicit feedback, at random for ratings).
     pub validation: Option<f64>,
     pub trainer: Trainer,
+    /// For a rating model: the trainer of its list head, which answers its
+    /// top-N lists ([`super::heads`]). `None`: the model answers both.
+    pub list_head: Option<Trainer>,
     /// `None`: adapt nothing to the data (a tuned or stored setting).
     pub adapt: Option<SetByUser>,
     /// Entries with value ≥ this are the positives: the whole data of an
     /// implicit model, the relevant items of a rating model's lists.
     pub positive_threshold: Option<f32>,
+    /// A rating model's relevant test items are those rated ≥ this (default:
+    /// the positive threshold, else every held-out item).
+    pub relevant_min: Option<f32>,
     /// Cut-offs of the ranking metrics on the test side.
     pub eval_k: Vec<usize>,
     /// Seed of the test split and the validation carve-out.
@@ -81,6 +87,13 @@ impl TrainConfig {
         if self.sources.is_empty() {
             return Err(Error::Other("no data sources given".into()));
         }
+        if let Some(h) = &self.list_head {
+            if self.trainer.implicit() || !h.implicit() {
+                return Err(Error::Other(
+                    "a list head is an implicit model added to a rating model".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -103,12 +116,17 @@ pub enum Event<'a> {
     Fitting {
         epochs: usize,
     },
+    /// The list head is about to run this many epochs (its epochs follow
+    /// as [`Event::Epoch`]s).
+    FittingListHead {
+        epochs: usize,
+    },
     Epoch(&'a EpochReport),
 }
 
 /// A model's figures on a test side or holdout: rating metrics for rating
-/// models, ranking metrics for implicit ones and for rating models whose
-/// positives a threshold defines.
+/// models, ranking metrics for every model (a rating model's relevant items
+/// are all its held-out items, or those ≥ a threshold).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Evaluation {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,10 +222,20 @@ pub fn carve_validation(
     Ok((tr, v))
 }
 
-/// Fits `train` (warm from `prev` when given) and records the run's sources
-/// and training time in the model's metadata.
+/// The trainers of one fit: the model's own and, for a rating model, its
+/// list head's; `adapt_head` applies the data-following implicit defaults
+/// to the head.
+#[derive(Clone, Copy, Debug)]
+pub struct Fit<'a> {
+    pub trainer: &'a Trainer,
+    pub list_head: Option<&'a Trainer>,
+    pub adapt_head: bool,
+}
+
+/// Fits `train` (warm from `prev` when given), then the list head if any,
+/// and records the run's sources and training time in the model's metadata.
 pub fn fit(
-    trainer: &Trainer,
+    f: Fit<'_>,
     train: &Interactions,
     valid: Option<&Validation>,
     prev: Option<&Model>,
@@ -216,10 +244,20 @@ pub fn fit(
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<(Model, f64)> {
     events(Event::Fitting {
-        epochs: trainer.epochs(),
+        epochs: f.trainer.epochs(),
     });
     let t = Instant::now();
-    let mut model = trainer.fit_with(train, valid, prev, test, &mut |r| events(Event::Epoch(r)))?;
+    let mut model = f
+        .trainer
+        .fit_with(train, valid, prev, test, &mut |r| events(Event::Epoch(r)))?;
+    if let Some(h) = f.list_head {
+        let th = Instant::now();
+        model = super::heads::attach_list_head(model, h, train, prev, f.adapt_head, events)?;
+        model
+            .meta_mut()
+            .metrics
+            .insert("list_head_seconds".into(), th.elapsed().as_secs_f64());
+    }
     let secs = t.elapsed().as_secs_f64();
     model.meta_mut().data.sources = sources.to_vec();
     model
@@ -230,7 +268,8 @@ pub fn fit(
 }
 
 /// `model` on `test` (matched by external ids). `ks` are the ranking
-/// cut-offs; `threshold` makes a rating model's lists count too.
+/// cut-offs; with `threshold`, a rating model's relevant items are its
+/// held-out ratings ≥ threshold (else all of them).
 pub fn evaluate(
     model: &Model,
     test: &Interactions,
@@ -238,12 +277,10 @@ pub fn evaluate(
     threshold: Option<f32>,
 ) -> Evaluation {
     let implicit = model.meta().implicit;
+    let t = if implicit { None } else { threshold };
     Evaluation {
         rating: (!implicit).then(|| eval::rating_metrics(model, test)),
-        ranking: (implicit || threshold.is_some()).then(|| {
-            let t = if implicit { None } else { threshold };
-            eval::ranking_metrics(model, test, ks, t)
-        }),
+        ranking: Some(eval::ranking_metrics(model, test, ks, t)),
     }
 }
 
@@ -284,8 +321,13 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
             .adapt_to_data(&train, set.alpha, set.reg)?,
         None => cfg.trainer.clone(),
     };
+    let fits = Fit {
+        trainer: &trainer,
+        list_head: cfg.list_head.as_ref(),
+        adapt_head: cfg.adapt.is_some(),
+    };
     let (mut model, train_seconds) = fit(
-        &trainer,
+        fits,
         &train,
         valid.as_ref(),
         None,
@@ -294,7 +336,7 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
         events,
     )?;
     let evaluation = test.as_ref().map(|te| {
-        let e = evaluate(&model, te, &cfg.eval_k, threshold);
+        let e = evaluate(&model, te, &cfg.eval_k, cfg.relevant_min.or(threshold));
         let metrics = &mut model.meta_mut().metrics;
         if let Some(r) = &e.rating {
             metrics.insert("test_rmse".into(), r.rmse);

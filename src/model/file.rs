@@ -9,6 +9,12 @@
 //! for items. `__metadata__` holds `format`, `format_version` and `recsys`
 //! (the [`ModelMeta`] as JSON). numpy's `safetensors.numpy.load_file` reads it.
 //!
+//! Version 2 adds an optional list head (a rating model's second model for
+//! its lists): `lists.user_factors [U,k']`, `lists.item_factors [I,k']`,
+//! `lists.user_bias [U]`, `lists.item_bias [I]`, `lists.global_mean [1]`,
+//! and its metadata in `__metadata__.recsys_lists`. Version 1 files, which
+//! have none, are read as before.
+//!
 //! Writing goes through a temp file, fsync and rename. Loading maps the file
 //! and refuses it, with the reason, unless every check passes: safetensors'
 //! own header validation (size cap, offsets in bounds, whole file covered),
@@ -25,13 +31,15 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::{Model, ModelMeta, FORMAT, FORMAT_VERSION};
+use super::{Model, ModelMeta, FORMAT, FORMAT_VERSION, FORMAT_VERSION_MIN};
 use crate::error::{Error, Result};
 use crate::interactions::IdMap;
 
-/// An array that is either owned or a view into a mapped model file.
+/// An array that is either owned, shared between the heads of one model,
+/// or a view into a mapped model file.
 pub enum Buf<T: bytemuck::Pod> {
     Owned(Vec<T>),
+    Shared(Arc<[T]>),
     Mapped {
         map: Arc<Mmap>,
         start: usize,
@@ -45,6 +53,7 @@ impl<T: bytemuck::Pod> Deref for Buf<T> {
     fn deref(&self) -> &[T] {
         match self {
             Buf::Owned(v) => v,
+            Buf::Shared(v) => v,
             // Alignment and bounds were checked when the view was made (`tensor`).
             Buf::Mapped {
                 map, start, len, ..
@@ -55,12 +64,35 @@ impl<T: bytemuck::Pod> Deref for Buf<T> {
 
 impl<T: bytemuck::Pod> fmt::Debug for Buf<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if matches!(self, Buf::Owned(_)) {
-            "owned"
-        } else {
-            "mapped"
+        let kind = match self {
+            Buf::Owned(_) => "owned",
+            Buf::Shared(_) => "shared",
+            Buf::Mapped { .. } => "mapped",
         };
         write!(f, "Buf({kind}, {} elements)", self.len())
+    }
+}
+
+impl<T: bytemuck::Pod> Buf<T> {
+    /// A second handle on the same elements, without a copy: an owned array
+    /// becomes shared (once), a mapped one is another view of the map.
+    pub fn share(&mut self) -> Buf<T> {
+        match self {
+            Buf::Owned(v) => {
+                let a: Arc<[T]> = Arc::from(std::mem::take(v));
+                *self = Buf::Shared(Arc::clone(&a));
+                Buf::Shared(a)
+            }
+            Buf::Shared(v) => Buf::Shared(Arc::clone(v)),
+            Buf::Mapped {
+                map, start, len, ..
+            } => Buf::Mapped {
+                map: Arc::clone(map),
+                start: *start,
+                len: *len,
+                _t: PhantomData,
+            },
+        }
     }
 }
 
@@ -178,6 +210,31 @@ impl Model {
                 view(Dtype::F32, vec![ni], bytemuck::cast_slice(r))?,
             ));
         }
+        let head_mean = [self.list_head.as_ref().map_or(0.0, |h| h.global_mean)];
+        let mut head_meta = None;
+        if let Some(h) = &self.list_head {
+            let kh = h.k;
+            let arrays: [(&str, &[f32], Vec<usize>); 4] = [
+                ("user_factors", &h.user_factors, vec![nu, kh]),
+                ("item_factors", &h.item_factors, vec![ni, kh]),
+                ("user_bias", &h.user_bias, vec![nu]),
+                ("item_bias", &h.item_bias, vec![ni]),
+            ];
+            for (name, data, shape) in arrays {
+                tensors.push((
+                    format!("{LIST_HEAD}{name}"),
+                    view(Dtype::F32, shape, bytemuck::cast_slice(data))?,
+                ));
+            }
+            tensors.push((
+                format!("{LIST_HEAD}global_mean"),
+                view(Dtype::F32, vec![1], bytemuck::cast_slice(&head_mean))?,
+            ));
+            head_meta = Some(
+                serde_json::to_string(&h.meta)
+                    .map_err(|e| Error::Other(format!("encoding metadata: {e}")))?,
+            );
+        }
         let mut store = Vec::new();
         let mut specs = id_tensors("user", &self.user_ids, &mut store);
         specs.extend(id_tensors("item", &self.item_ids, &mut store));
@@ -186,11 +243,14 @@ impl Model {
         }
         let meta_json = serde_json::to_string(&self.meta)
             .map_err(|e| Error::Other(format!("encoding metadata: {e}")))?;
-        let header = HashMap::from([
+        let mut header = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("format_version".to_string(), FORMAT_VERSION.to_string()),
             ("recsys".to_string(), meta_json),
         ]);
+        if let Some(m) = head_meta {
+            header.insert(LIST_HEAD_META.to_string(), m);
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -266,8 +326,8 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
         .get("format_version")
         .and_then(|v| v.parse().ok())
         .ok_or("missing or invalid format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(format!("format version {version} is not supported (this recsys reads version {FORMAT_VERSION})"));
+    if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
+        return Err(format!("format version {version} is not supported (this recsys reads versions {FORMAT_VERSION_MIN} to {FORMAT_VERSION})"));
     }
     let meta: ModelMeta =
         serde_json::from_str(md.get("recsys").ok_or("missing `recsys` metadata")?)
@@ -333,7 +393,7 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
     }
     let user_ids = id_map(&st, &map, "user", nu)?;
     let item_ids = id_map(&st, &map, "item", ni)?;
-    Ok(Model {
+    let model = Model {
         meta,
         k,
         global_mean: gm[0],
@@ -348,6 +408,67 @@ fn load_from_map(map: Arc<Mmap>) -> Checked<Model> {
         seen_indptr: indptr,
         seen_items: seen,
         cache: Default::default(),
+        list_head: None,
+    };
+    match md.get(LIST_HEAD_META) {
+        Some(json) if version >= 2 => {
+            let head = list_head(&st, &map, json, &model)?;
+            model.with_list_head(head).map_err(|e| e.to_string())
+        }
+        _ => Ok(model),
+    }
+}
+
+/// Tensor names of the list head start with this (`lists.user_factors`, …).
+const LIST_HEAD: &str = "lists.";
+/// The `__metadata__` entry holding the list head's [`ModelMeta`].
+const LIST_HEAD_META: &str = "recsys_lists";
+
+/// The list head stored beside `main`: its own factors, biases and
+/// metadata; ids, training items and popularity are `main`'s.
+fn list_head(st: &SafeTensors<'_>, map: &Arc<Mmap>, json: &str, main: &Model) -> Checked<Model> {
+    let meta: ModelMeta =
+        serde_json::from_str(json).map_err(|e| format!("invalid list-head metadata JSON: {e}"))?;
+    let (nu, ni, k) = (main.n_users(), main.n_items(), meta.factors);
+    if k == 0 || k > 4096 {
+        return Err(format!("the list head's factors is {k}, outside 1..=4096"));
+    }
+    if !meta.implicit {
+        return Err("the list head is not an implicit-feedback model".into());
+    }
+    if meta.n_users != nu || meta.n_items != ni {
+        return Err(format!(
+            "the list head's metadata says {} × {}, the model holds {nu} users × {ni} items",
+            meta.n_users, meta.n_items
+        ));
+    }
+    let t = |name: &str, shape: &[usize]| {
+        tensor::<f32>(
+            st,
+            map,
+            &format!("{LIST_HEAD}{name}"),
+            Dtype::F32,
+            Some(shape),
+        )
+    };
+    let gm = t("global_mean", &[1])?;
+    Ok(Model {
+        k,
+        global_mean: gm[0],
+        user_factors: t("user_factors", &[nu, k])?,
+        item_factors: t("item_factors", &[ni, k])?,
+        user_bias: t("user_bias", &[nu])?,
+        item_bias: t("item_bias", &[ni])?,
+        meta,
+        // Placeholders until `with_list_head` shares the main model's arrays.
+        item_popularity: Buf::Owned(Vec::new()),
+        item_recent_popularity: None,
+        user_ids: Arc::clone(&main.user_ids),
+        item_ids: Arc::clone(&main.item_ids),
+        seen_indptr: Buf::Owned(Vec::new()),
+        seen_items: Buf::Owned(Vec::new()),
+        cache: Default::default(),
+        list_head: None,
     })
 }
 

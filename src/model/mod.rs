@@ -17,8 +17,12 @@ pub use meta::{Confidence, DataInfo, EpochReport, FoldInRule, ModelMeta, WarmSta
 
 /// The `format` field every model file carries.
 pub const FORMAT: &str = "recsys-model";
-/// Bumped on any incompatible change to the file layout.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any incompatible change to the file layout. Version 2 added
+/// the list head (a reader of version 1 would ignore it and rank by the
+/// rating head); version 1 files are still read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const FORMAT_VERSION_MIN: u32 = 1;
 
 /// The model file a path designates: the path itself, or, when it is a
 /// small text file (a registry's `current`), the file it names, relative to
@@ -133,6 +137,10 @@ pub struct Model {
     /// Derived arrays computed on first use (YᵀY for fold-in, item norms for
     /// cosine similarity), shared by all requests.
     pub(crate) cache: Cache,
+    /// A rating model's second head, trained on the same data for its
+    /// lists (see [`Model::lists`]). It shares this model's ids, training
+    /// items and popularity arrays, and has no list head of its own.
+    pub(crate) list_head: Option<Box<Model>>,
 }
 
 #[derive(Debug, Default)]
@@ -165,7 +173,58 @@ impl Model {
             seen_indptr: Buf::Owned(seen.indptr),
             seen_items: Buf::Owned(seen.indices),
             cache: Cache::default(),
+            list_head: None,
         }
+    }
+
+    /// The model that ranks this model's lists (recommend, similar items,
+    /// fold-in, the IVF index, ranking metrics): the list head when there is
+    /// one, else the model itself. Ratings (`predict`, RMSE) always come
+    /// from the model itself.
+    pub fn lists(&self) -> &Model {
+        self.list_head.as_deref().unwrap_or(self)
+    }
+
+    /// The list head, when this rating model has one.
+    pub fn list_head(&self) -> Option<&Model> {
+        self.list_head.as_deref()
+    }
+
+    /// This model with `head` answering its lists. `head` must have been
+    /// trained on the same data (the same users and items in the same
+    /// order); it then shares this model's training items and popularity
+    /// arrays instead of holding copies.
+    pub fn with_list_head(mut self, mut head: Model) -> crate::Result<Model> {
+        let same = |a: &Arc<IdMap>, b: &Arc<IdMap>| Arc::ptr_eq(a, b) || a.ids_equal(b);
+        if !same(&self.user_ids, &head.user_ids) || !same(&self.item_ids, &head.item_ids) {
+            return Err(crate::Error::Other(
+                "a list head must be trained on the same users and items as the model".into(),
+            ));
+        }
+        if !head.meta.implicit {
+            return Err(crate::Error::Other(
+                "a list head ranks by p·q: it must be an implicit-feedback model".into(),
+            ));
+        }
+        head.list_head = None;
+        head.user_ids = Arc::clone(&self.user_ids);
+        head.item_ids = Arc::clone(&self.item_ids);
+        head.seen_indptr = self.seen_indptr.share();
+        head.seen_items = self.seen_items.share();
+        head.item_popularity = self.item_popularity.share();
+        head.item_recent_popularity = self.item_recent_popularity.as_mut().map(Buf::share);
+        self.list_head = Some(Box::new(head));
+        Ok(self)
+    }
+
+    pub fn list_head_mut(&mut self) -> Option<&mut Model> {
+        self.list_head.as_deref_mut()
+    }
+
+    /// Drops the list head: the model then answers lists by itself.
+    pub fn without_list_head(mut self) -> Model {
+        self.list_head = None;
+        self
     }
 
     pub fn meta(&self) -> &ModelMeta {

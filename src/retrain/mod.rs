@@ -56,6 +56,9 @@ pub struct RetrainParams {
     /// Adapt `bootstrap`'s implicit ALS α and λ to the data, except those
     /// the user set (`None`: adapt nothing).
     pub bootstrap_adapt: Option<crate::engine::pipeline::SetByUser>,
+    /// The list head of a bootstrapped (or `cold`) rating model. A warm run
+    /// keeps what the current model has: its list head, warm, or none.
+    pub bootstrap_list_head: Option<Trainer>,
     /// Epochs of this run (default: a warm schedule, see [`warm_trainer`]).
     pub epochs: Option<usize>,
     /// Train from scratch with `bootstrap` instead of warm-starting.
@@ -103,12 +106,13 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
-/// The default gate for a model kind.
+/// The default gate for a model kind. A rating model's lists are checked
+/// too, so a retrain cannot promote a model whose top-N got worse.
 pub fn default_gate(implicit: bool) -> Gate {
     let s = if implicit {
         "ndcg@10 >= 0.995 * current"
     } else {
-        "rmse <= 1.005 * current"
+        "rmse <= 1.005 * current and ndcg@10 >= 0.995 * current"
     };
     s.parse().expect("the default gates parse")
 }
@@ -393,6 +397,22 @@ fn run_locked(
             }
         }
     };
+    // The list head follows the model: warm from the current model's head,
+    // or the bootstrap's for a cold run (none for a current model without).
+    let list_head = match warm_from {
+        Some(m) => match m.list_head() {
+            Some(h) => Some(warm_trainer(&Trainer::from_meta(&base_meta(h))?, p.epochs)?),
+            None => None,
+        },
+        None if !implicit => p.bootstrap_list_head.clone(),
+        None => None,
+    };
+    let list_head = match (list_head, p.threads) {
+        (Some(h), Some(n)) => Some(h.with_params(|o| {
+            o.insert("threads".into(), n.into());
+        })?),
+        (h, _) => h,
+    };
     let cold_start = match warm_from {
         Some(_) if !trainer.warm_starts() => Some(crate::spark::NO_WARM_START),
         _ => None,
@@ -411,8 +431,13 @@ fn run_locked(
     // The holdout doubles as per-epoch validation (no early stopping), so
     // the history shows the learning curve of every run.
     let valid = crate::train::Validation::from_heldout(&train, &holdout);
+    let fits = pipeline::Fit {
+        trainer: &trainer,
+        list_head: list_head.as_ref(),
+        adapt_head: warm_from.is_none() && p.bootstrap_adapt.is_some(),
+    };
     let (mut model, train_secs) = pipeline::fit(
-        &trainer,
+        fits,
         &train,
         Some(&valid),
         warm_from,
@@ -428,6 +453,13 @@ fn run_locked(
             "algorithm": base.algorithm,
             "params": base.params,
         }));
+        if let (Some(h), Some(prev)) = (model.list_head_mut(), m.list_head()) {
+            let base = base_meta(prev);
+            h.meta_mut().params_base = Some(json!({
+                "algorithm": base.algorithm,
+                "params": base.params,
+            }));
+        }
     }
 
     let gate = p.gate.clone().unwrap_or_else(|| default_gate(implicit));

@@ -33,6 +33,8 @@ pub fn recommend_all(
     filters: &Filters,
     sink: &mut dyn FnMut(&[UserRecs]) -> Result<()>,
 ) -> Result<()> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     let k = model.factors();
     let ni = model.n_items();
     let items = ArrayView2::from_shape((ni, k), model.item_factors())
@@ -111,6 +113,8 @@ pub enum AllSink<'a> {
 /// Recommend-all for every user of `model`, streamed to `sink` in user
 /// order. Returns the number of users.
 pub fn write_all(model: &Model, n: usize, filters: &Filters, sink: AllSink) -> Result<usize> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     let users: Vec<u32> = (0..model.n_users() as u32).collect();
     match sink {
         AllSink::Csv(w) => {

@@ -80,6 +80,8 @@ pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f3
 
 /// Top-`n` for user `user` (an external id). See [`RecommendOptions`].
 pub fn recommend(model: &Model, user: &str, o: &RecommendOptions) -> Result<RecList> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     let known = model.user_ids().get(user);
     let (source, picks, seen) = match known {
         Some(u) if model.history_len(u) >= o.min_history => (
@@ -122,6 +124,8 @@ pub fn to_scored(
     history: &[u32],
     explain: usize,
 ) -> Vec<Scored> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     picks
         .iter()
         .map(|&(i, s)| Scored {
@@ -142,6 +146,8 @@ pub fn to_scored(
 /// The `m` items of `history` whose factors are most similar (cosine) to
 /// item `i`'s: the user's items that contributed most to recommending it.
 pub fn explain_item(model: &Model, i: u32, history: &[u32], m: usize) -> Vec<u32> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     let norms = model.item_norms();
     let q = model.item_vector(i);
     let ni = norms[i as usize].max(f32::MIN_POSITIVE);
@@ -161,6 +167,8 @@ pub fn explain_item(model: &Model, i: u32, history: &[u32], m: usize) -> Vec<u32
 
 /// Top-`n` for a known user index.
 pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Vec<(u32, f32)> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     let seen = if filters.exclude_seen {
         model.seen(u)
     } else {
@@ -184,6 +192,8 @@ pub fn recommend_vector(
     filters: &Filters,
     skip: &[u32],
 ) -> Vec<(u32, f32)> {
+    // Lists come from the list head when the model has one.
+    let model = model.lists();
     let ib = model.item_bias();
     let mut next = 0usize;
     let scores = (0..model.n_items() as u32).filter_map(move |i| {

@@ -113,17 +113,33 @@ fn eval_json_and_info() {
         "--format",
         "json",
     ]));
-    for k in ["rmse", "mae", "n", "unknown_users", "unknown_items"] {
+    // Both metric families: the rating head's and the lists'.
+    for k in [
+        "rmse",
+        "mae",
+        "n",
+        "unknown_users",
+        "unknown_items",
+        "precision@10",
+        "recall@10",
+        "ndcg@10",
+        "map@10",
+    ] {
         assert!(e.get(k).is_some(), "missing {k}: {e}");
     }
     assert_eq!(e["unknown_items"], 32);
+    let table = ok(&["eval", "--model", &m, "--test", &data("ml-100k/u1.test")]);
+    assert!(table.contains("RMSE") && table.contains("P@10"), "{table}");
     let info = ok(&["info", &m]);
     assert!(
         info.contains("algorithm    sgd") && info.contains("fingerprint"),
         "{info}"
     );
+    assert!(info.contains("list head    als-implicit"), "{info}");
     let meta = json(&ok(&["info", &m, "--json"]));
-    assert_eq!(meta["format_version"], 1);
+    assert_eq!(meta["format_version"], 2);
+    assert_eq!(meta["answers"]["ratings"], "sgd");
+    assert_eq!(meta["answers"]["lists"], "als-implicit");
     assert_eq!(meta["history"].as_array().unwrap().len(), 3);
 }
 

@@ -89,18 +89,26 @@ fn bad_model_files_are_refused() {
             }
             v
         }),
-        (
-            "wrong-version",
-            String::from_utf8_lossy(&bytes)
-                .replacen("\"format_version\":\"1\"", "\"format_version\":\"9\"", 1)
-                .into_bytes(),
-        ),
+        ("wrong-version", {
+            // The header's own version entry, edited in place (same length).
+            let pat = b"\"format_version\":\"2\"";
+            let mut v = bytes.clone();
+            let at = v
+                .windows(pat.len())
+                .position(|w| w == pat)
+                .expect("the header names its format version");
+            v[at + pat.len() - 2] = b'9';
+            v
+        }),
     ];
     for (name, content) in cases {
         let f = p(&d, name);
         std::fs::write(&f, &content).unwrap();
         let err = fails(&["recommend", "--model", &f, "--user", "1"]);
         assert!(err.contains("not a valid recsys model"), "{name}: {err}");
+        if name == "wrong-version" {
+            assert!(err.contains("format version 9 is not supported"), "{err}");
+        }
         assert!(Model::load(Path::new(&f)).is_err());
     }
     let err = fails(&["info", "/no/such/model"]);
@@ -134,4 +142,66 @@ fn numpy_reads_the_model_file() {
         text.starts_with("(943, 16) (1650, 16) True 80000"),
         "{text}"
     );
+}
+
+#[test]
+fn version_1_model_files_load_and_answer_as_before() {
+    let fx = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let want = |name: &str| json(&std::fs::read_to_string(fx(name)).unwrap());
+    for algo in ["sgd", "als"] {
+        let m = fx(&format!("v1-{algo}.safetensors"));
+        let meta = json(&ok(&["info", &m, "--json"]));
+        assert_eq!(meta["format_version"], 1, "{algo}");
+        assert!(meta.get("list_head").is_none(), "{algo}");
+        let got = json(&ok(&[
+            "recommend",
+            "-m",
+            &m,
+            "--user",
+            "3",
+            "-n",
+            "5",
+            "--format",
+            "json",
+        ]));
+        assert_eq!(got, want(&format!("v1-{algo}.recommend.json")), "{algo}");
+        let e = json(&ok(&[
+            "eval",
+            "-m",
+            &m,
+            "--test",
+            &fx("v1-ratings.csv"),
+            "--format",
+            "json",
+        ]));
+        let before = want(&format!("v1-{algo}.eval.json"));
+        for k in ["rmse", "mae", "n"] {
+            assert_eq!(e.get(k), before.get(k), "{algo} {k}");
+        }
+    }
+    let sgd = fx("v1-sgd.safetensors");
+    let got = json(&ok(&[
+        "recommend",
+        "-m",
+        &sgd,
+        "--items",
+        "2,22:5,7",
+        "-n",
+        "5",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(got, want("v1-sgd.foldin.json"));
+    let got = json(&ok(&[
+        "similar",
+        "-m",
+        &fx("v1-als.safetensors"),
+        "--item",
+        "5",
+        "-n",
+        "5",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(got, want("v1-als.similar.json"));
 }
