@@ -16,7 +16,6 @@ pub fn recommend_index_ivf(
     filters: &Filters,
     probe: usize,
 ) -> Vec<(u32, f32)> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let seen = if filters.exclude_seen {
         model.seen(u)
@@ -53,7 +52,6 @@ pub fn recommend_ivf(
     o: &RecommendOptions,
     probe: usize,
 ) -> Result<RecList> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     match model
         .user_ids()
@@ -74,7 +72,6 @@ pub fn recommend_ivf(
 
 /// The IVF index beside `model_file`, checked against `model`.
 pub fn load_ivf(model_file: &std::path::Path, model: &Model) -> Result<ivf::IvfIndex> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let path = ivf_path(model_file);
     ivf::IvfIndex::load(

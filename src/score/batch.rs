@@ -33,7 +33,6 @@ pub fn recommend_all(
     filters: &Filters,
     sink: &mut dyn FnMut(&[UserRecs]) -> Result<()>,
 ) -> Result<()> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let k = model.factors();
     let ni = model.n_items();
@@ -113,7 +112,6 @@ pub enum AllSink<'a> {
 /// Recommend-all for every user of `model`, streamed to `sink` in user
 /// order. Returns the number of users.
 pub fn write_all(model: &Model, n: usize, filters: &Filters, sink: AllSink) -> Result<usize> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let users: Vec<u32> = (0..model.n_users() as u32).collect();
     match sink {

@@ -29,7 +29,6 @@ pub struct FoldIn {
 
 /// Solves for a new user's vector from `(item id, value)` pairs.
 pub fn fold_in(model: &Model, given: &[(String, Option<f32>)]) -> Result<FoldIn> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let k = model.factors();
     let meta = model.meta();
@@ -148,7 +147,6 @@ pub fn recommend_items(
     given: &[(String, Option<f32>)],
     o: &RecommendOptions,
 ) -> Result<RecList> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let f = fold_in(model, given)?;
     let skip: &[u32] = if o.filters.exclude_seen {

@@ -1,4 +1,6 @@
-//! Scoring: what a recommender returns for a request.
+//! Scoring: what a recommender returns for a request. Every list is ranked
+//! by [`Model::lists`] (a rating model's list head when it has one), which
+//! each public entry point takes first.
 //!
 //! - [`recommend`]: top-N for a known user, with filters that compose
 //!   ([`Filters`]: the user's training items, an exclusion list, an allow
@@ -80,7 +82,6 @@ pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f3
 
 /// Top-`n` for user `user` (an external id). See [`RecommendOptions`].
 pub fn recommend(model: &Model, user: &str, o: &RecommendOptions) -> Result<RecList> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let known = model.user_ids().get(user);
     let (source, picks, seen) = match known {
@@ -124,7 +125,6 @@ pub fn to_scored(
     history: &[u32],
     explain: usize,
 ) -> Vec<Scored> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     picks
         .iter()
@@ -146,7 +146,6 @@ pub fn to_scored(
 /// The `m` items of `history` whose factors are most similar (cosine) to
 /// item `i`'s: the user's items that contributed most to recommending it.
 pub fn explain_item(model: &Model, i: u32, history: &[u32], m: usize) -> Vec<u32> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let norms = model.item_norms();
     let q = model.item_vector(i);
@@ -167,7 +166,6 @@ pub fn explain_item(model: &Model, i: u32, history: &[u32], m: usize) -> Vec<u32
 
 /// Top-`n` for a known user index.
 pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Vec<(u32, f32)> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let seen = if filters.exclude_seen {
         model.seen(u)
@@ -192,7 +190,6 @@ pub fn recommend_vector(
     filters: &Filters,
     skip: &[u32],
 ) -> Vec<(u32, f32)> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let ib = model.item_bias();
     let mut next = 0usize;

@@ -14,7 +14,6 @@ pub fn similar_items(
     n: usize,
     filters: &Filters,
 ) -> Result<Vec<(u32, f32)>> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let i = model
         .item_ids()
@@ -25,7 +24,6 @@ pub fn similar_items(
 
 /// [`similar_items`] for a dense item index.
 pub fn similar_index(model: &Model, i: u32, n: usize, filters: &Filters) -> Vec<(u32, f32)> {
-    // Lists come from the list head when the model has one.
     let model = model.lists();
     let norms = model.item_norms();
     let q = model.item_vector(i);
