@@ -335,6 +335,11 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
         &cfg.sources,
         events,
     )?;
+    // The validation rows are the user's too: lists must not offer them
+    // back (the test side stays out, as it is what the lists are scored on).
+    if let Some(v) = &valid {
+        model.add_seen(&v.users, &v.items);
+    }
     let evaluation = test.as_ref().map(|te| {
         let e = evaluate(&model, te, &cfg.eval_k, cfg.relevant_min.or(threshold));
         let metrics = &mut model.meta_mut().metrics;

@@ -217,6 +217,32 @@ impl Model {
         Ok(self)
     }
 
+    /// Adds (user, item) pairs to the training items that lists leave out:
+    /// rows held out for validation are the user's as much as the fitted
+    /// ones, so a list must not offer them back. Shared with the list head.
+    pub fn add_seen(&mut self, users: &[u32], items: &[u32]) {
+        let nu = self.n_users();
+        let mut rows: Vec<Vec<u32>> = (0..nu as u32).map(|u| self.seen(u).to_vec()).collect();
+        for (&u, &i) in users.iter().zip(items) {
+            rows[u as usize].push(i);
+        }
+        let mut indptr = Vec::with_capacity(nu + 1);
+        let mut indices = Vec::new();
+        indptr.push(0u64);
+        for mut r in rows {
+            r.sort_unstable();
+            r.dedup();
+            indices.extend_from_slice(&r);
+            indptr.push(indices.len() as u64);
+        }
+        self.seen_indptr = Buf::Owned(indptr);
+        self.seen_items = Buf::Owned(indices);
+        if let Some(h) = self.list_head.as_deref_mut() {
+            h.seen_indptr = self.seen_indptr.share();
+            h.seen_items = self.seen_items.share();
+        }
+    }
+
     pub fn list_head_mut(&mut self) -> Option<&mut Model> {
         self.list_head.as_deref_mut()
     }

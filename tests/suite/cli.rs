@@ -305,3 +305,52 @@ fn bad_input_gets_a_clear_error() {
     fails(&["train", "--data", &bad, "--out", &m]);
     assert_eq!(std::fs::read(&m).unwrap(), before);
 }
+
+#[test]
+fn lists_leave_out_the_rows_held_for_validation() {
+    // The validation rows are not fitted, but they are the user's: a list
+    // that offers them back recommends what the user already rated.
+    let d = tmp();
+    let m = p(&d, "m.st");
+    let base = data("ml-100k/u1.base");
+    ok(&[
+        "train",
+        "-q",
+        "--data",
+        &base,
+        "--validation",
+        "0.2",
+        "--epochs",
+        "5",
+        "--out",
+        &m,
+    ]);
+    let text = std::fs::read_to_string(&base).unwrap();
+    for user in ["13", "405", "655"] {
+        let rated: std::collections::HashSet<&str> = text
+            .lines()
+            .filter(|l| l.split('\t').next() == Some(user))
+            .map(|l| l.split('\t').nth(1).unwrap())
+            .collect();
+        let j = json(&ok(&[
+            "recommend",
+            "--model",
+            &m,
+            "--user",
+            user,
+            "-n",
+            "100",
+            "--format",
+            "json",
+        ]));
+        let items = j["items"].as_array().unwrap();
+        assert_eq!(items.len(), 100);
+        for it in items {
+            let id = it["item"].as_str().unwrap();
+            assert!(
+                !rated.contains(id),
+                "user {user} rated {id} and got it back"
+            );
+        }
+    }
+}
