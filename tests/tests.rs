@@ -5,6 +5,8 @@
 mod browser;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/event_logs.rs"]
+mod event_logs;
 #[path = "suite/fuzz_regressions.rs"]
 mod fuzz_regressions;
 #[path = "suite/implicit.rs"]

@@ -9,7 +9,8 @@ use anyhow::Result;
 
 use super::{config, DEFAULT_MODEL};
 use crate::data::split::SplitSpec;
-use crate::data::{Format, LoadOptions};
+use crate::data::time::TimeFormat;
+use crate::data::{Aggregate, Format, LoadOptions, TextEncoding};
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -327,6 +328,10 @@ pub struct InspectArgs {
     pub min_user_count: u32,
     #[arg(long, default_value_t = 0)]
     pub min_item_count: u32,
+    /// Load as `train --implicit` would: repeated rows add up (unless
+    /// --aggregate says otherwise) and non-positive sums are dropped.
+    #[arg(long)]
+    pub implicit: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -340,13 +345,41 @@ pub struct LoadArgs {
     pub user_col: Option<String>,
     #[arg(long)]
     pub item_col: Option<String>,
-    #[arg(long)]
+    /// Column holding the value: a rating, or a count, quantity or weight
+    /// for implicit feedback (alias --value-col).
+    #[arg(long, visible_alias = "value-col")]
     pub rating_col: Option<String>,
+    /// Column holding the time: integers (unix s or ms) or date-times.
     #[arg(long)]
     pub time_col: Option<String>,
+    /// How the time column's date-times read: a strftime pattern such as
+    /// "%m/%d/%Y %H:%M", `integer` or `rfc3339`. Default: detected.
+    #[arg(long, value_parser = parse_time_format)]
+    pub time_format: Option<TimeFormat>,
+    /// Text encoding of delimited files: auto (UTF-8, or windows-1252 for a
+    /// file that is not UTF-8), or a label such as utf-8, latin-1,
+    /// windows-1252, iso-8859-15, utf-16le.
+    #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+    pub encoding: TextEncoding,
+    /// How repeated (user, item) rows combine: sum, count, max or last.
+    /// [default: last for ratings, sum for implicit values]
+    #[arg(long, value_parser = parse_aggregate)]
+    pub aggregate: Option<Aggregate>,
     /// Skip malformed rows (and say how many) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad_rows: bool,
+}
+
+fn parse_time_format(s: &str) -> Result<TimeFormat, String> {
+    TimeFormat::from_user(s)
+}
+
+fn parse_encoding(s: &str) -> Result<TextEncoding, String> {
+    s.parse()
+}
+
+fn parse_aggregate(s: &str) -> Result<Aggregate, String> {
+    s.parse()
 }
 
 pub(super) fn parse_format(s: &str) -> Result<Format, String> {
@@ -364,6 +397,10 @@ impl LoadArgs {
             skip_bad_rows: self.skip_bad_rows,
             min_user_count: 0,
             min_item_count: 0,
+            encoding: self.encoding,
+            aggregate: self.aggregate,
+            drop_non_positive: false,
+            time_format: self.time_format.clone(),
         }
     }
 }

@@ -273,6 +273,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         adapt: Some(SetByUser {
             alpha: a.algo.alpha.is_some(),
             reg: a.algo.reg.is_some(),
+            confidence: a.algo.confidence.is_some(),
+            eps: a.algo.eps.is_some(),
         }),
         positive_threshold: a.positive_threshold,
         relevant_min: a.relevant_min,

@@ -177,11 +177,30 @@ pub(super) fn print_load_event(e: &Event) {
                     report.bad_rows_skipped
                 );
             }
-            if report.duplicates_dropped > 0 {
+            if report.empty_ids_skipped > 0 {
                 eprintln!(
-                    "{what}: {} duplicated (user, item) row(s) dropped, the last one kept",
+                    "{what}: skipped {} row(s) without a user or item id",
+                    report.empty_ids_skipped
+                );
+            }
+            if report.duplicates_dropped > 0 {
+                let how = match report.aggregate.as_str() {
+                    "last" | "" => "the last one kept".to_string(),
+                    a => format!("combined by {a}"),
+                };
+                eprintln!(
+                    "{what}: {} duplicated (user, item) row(s) merged, {how}",
                     report.duplicates_dropped
                 );
+            }
+            if report.non_positive_dropped > 0 {
+                eprintln!(
+                    "{what}: dropped {} entr(ies) whose value is ≤ 0 (returns, cancellations)",
+                    report.non_positive_dropped
+                );
+            }
+            for n in &report.notes {
+                eprintln!("{what}: {n}");
             }
             if *what == "data" {
                 eprintln!(
@@ -201,16 +220,18 @@ pub(super) fn print_load_event(e: &Event) {
 }
 
 /// Loads interaction files outside a training run (test sides, seen items),
-/// saying what was skipped.
+/// saying what was skipped; `implicit` combines repeated rows as the
+/// training of an implicit model does.
 pub(super) fn load_data(
     sources: &[String],
     opts: &LoadOptions,
+    implicit: bool,
     what: &str,
 ) -> Result<(Interactions, data::LoadReport)> {
     Ok(pipeline::load(
         sources,
         opts,
-        false,
+        implicit,
         None,
         what,
         &mut |e| print_load_event(&e),

@@ -42,7 +42,7 @@ pub(super) fn recommend(a: RecommendArgs) -> Result<()> {
         return recommend_all(&model, &a, &filters);
     }
     if !a.exclude_seen.is_empty() {
-        let (x, _) = load_data(&a.exclude_seen, &a.load.options(), "seen items")?;
+        let (x, _) = load_data(&a.exclude_seen, &a.load.options(), false, "seen items")?;
         if let Some(u) = a.user.as_deref().and_then(|u| x.user_ids.get(u)) {
             let ids: Vec<String> = (0..x.len())
                 .filter(|&n| x.users[n] == u)

@@ -54,6 +54,8 @@ pub(super) fn retrain(a: RetrainArgs) -> Result<()> {
         bootstrap_adapt: Some(SetByUser {
             alpha: a.algo.alpha.is_some(),
             reg: a.algo.reg.is_some(),
+            confidence: a.algo.confidence.is_some(),
+            eps: a.algo.eps.is_some(),
         }),
         bootstrap_list_head: config::list_head(&a.algo, &bootstrap, &a.engine)?,
         bootstrap,

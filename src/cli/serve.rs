@@ -101,7 +101,7 @@ pub(super) fn report(a: ReportArgs) -> Result<()> {
     let test = if a.test.is_empty() {
         None
     } else {
-        Some(load_data(&a.test, &a.load.options(), "test")?.0)
+        Some(load_data(&a.test, &a.load.options(), model.meta().implicit, "test")?.0)
     };
     let t0 = std::time::Instant::now();
     let name = file

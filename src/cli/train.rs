@@ -140,7 +140,7 @@ pub(super) fn eval_cmd(a: EvalArgs) -> Result<()> {
         bail!("--k: cut-offs must be ≥ 1 (e.g. --k 10,20)");
     }
     let model = load_model(&a.model)?;
-    let (test, _) = load_data(&a.test, &a.load.options(), "test")?;
+    let (test, _) = load_data(&a.test, &a.load.options(), model.meta().implicit, "test")?;
     let mut out = serde_json::Map::new();
     if !model.meta().implicit {
         if let serde_json::Value::Object(o) =
@@ -223,6 +223,9 @@ pub(super) fn info(a: InfoArgs) -> Result<()> {
         m.data.fingerprint,
         m.data.sources.join(", ")
     );
+    if let Some(d) = &m.data.defaults {
+        println!("defaults     {d}");
+    }
     println!("params       {}", m.params);
     println!(
         "epochs       {} run, best {}",
@@ -280,6 +283,12 @@ pub(super) fn inspect(a: InspectArgs) -> Result<()> {
     let mut opts = a.load.options();
     opts.min_user_count = a.min_user_count;
     opts.min_item_count = a.min_item_count;
+    // As training would load it: implicit values add up and non-positive
+    // sums go, ratings keep their last row.
+    if a.implicit {
+        opts.aggregate.get_or_insert(data::Aggregate::Sum);
+        opts.drop_non_positive = true;
+    }
     let t0 = std::time::Instant::now();
     let (x, rep) = data::load(&a.data, &opts)
         .with_context(|| format!("loading data {}", a.data.join(", ")))?;
@@ -289,6 +298,10 @@ pub(super) fn inspect(a: InspectArgs) -> Result<()> {
     v["has_timestamps"] = x.times.is_some().into();
     v["fingerprint"] = x.fingerprint().into();
     v["value_mean"] = x.mean_value().into();
+    let fb = data::feedback::detect(&x.values);
+    v["values"] = serde_json::to_value(&fb.stats)?;
+    v["feedback"] = fb.kind.name().into();
+    v["feedback_reason"] = fb.reason.into();
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }

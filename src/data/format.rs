@@ -67,6 +67,7 @@ const USER_NAMES: &[&str] = &[
     "uid",
     "user id",
     "customer_id",
+    "customerid",
     "visitor_id",
     "visitorid",
 ];
@@ -80,6 +81,8 @@ const ITEM_NAMES: &[&str] = &[
     "product_id",
     "productid",
     "track_id",
+    "stockcode",
+    "sku",
 ];
 const RATING_NAMES: &[&str] = &[
     "rating",
@@ -89,8 +92,19 @@ const RATING_NAMES: &[&str] = &[
     "count",
     "plays",
     "playcount",
+    "quantity",
+    "qty",
 ];
-const TIME_NAMES: &[&str] = &["timestamp", "ts", "time", "unix_time", "epoch"];
+const TIME_NAMES: &[&str] = &[
+    "timestamp",
+    "ts",
+    "time",
+    "unix_time",
+    "epoch",
+    "datetime",
+    "event_time",
+    "invoicedate",
+];
 
 /// Files a folder source contributes: known data extensions and the MovieLens names.
 pub fn looks_like_data_file(p: &Path) -> bool {

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::{format, Format, Layout, LoadOptions};
+use super::time::TimeFormat;
+use super::{format, Format, Layout, LoadOptions, TextEncoding};
 use crate::error::{Error, Result};
 
 /// One file read into columns `user`, `item` (Int64 or String), `rating`
@@ -17,6 +18,105 @@ pub(crate) struct FileFrame {
     pub(crate) has_time: bool,
     pub(crate) rows_read: usize,
     pub(crate) bad_rows: usize,
+    /// Rows without a user or item id, skipped.
+    pub(crate) empty_ids: usize,
+    /// What reading decided (encoding, time format), for the load report.
+    pub(crate) notes: Vec<String>,
+}
+
+/// The file polars reads for a delimited file: the file itself when it is
+/// UTF-8 (bad bytes in columns the command does not use are never looked
+/// at), else a UTF-8 copy in a temporary file that lives as long as this.
+pub(crate) struct TextSource {
+    pub(crate) path: std::path::PathBuf,
+    /// Read lossily as UTF-8: an id holding U+FFFD came from a bad byte.
+    pub(crate) lossy_utf8: bool,
+    pub(crate) note: Option<String>,
+    _copy: Option<tempfile::TempPath>,
+}
+
+/// Where to read `path` from, decoding it as `opts.encoding` says (see
+/// [`TextEncoding`]).
+pub(crate) fn text_source(path: &Path, layout: &Layout, opts: &LoadOptions) -> Result<TextSource> {
+    let as_is = |note: Option<String>| TextSource {
+        path: path.to_path_buf(),
+        lossy_utf8: true,
+        note,
+        _copy: None,
+    };
+    if layout.format == Format::Parquet {
+        return Ok(as_is(None));
+    }
+    let enc = match opts.encoding {
+        TextEncoding::Named(e) if e == encoding_rs::UTF_8 => return Ok(as_is(None)),
+        TextEncoding::Named(e) => e,
+        TextEncoding::Auto => {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            // SAFETY: the map is only read, within this call; a file changed
+            // under us can give wrong bytes but not undefined behaviour in
+            // the UTF-8 check, which reads bytes only.
+            let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            match sniff_encoding(&bytes) {
+                None => return Ok(as_is(None)),
+                Some(e) => e,
+            }
+        }
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (text, _, had_errors) = enc.decode(&bytes);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".recsys-decoded-")
+        .suffix(".csv")
+        .tempfile()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| Error::io(tmp.path(), e))?;
+    let detected = if opts.encoding == TextEncoding::Auto {
+        " (detected: the file is not UTF-8)"
+    } else {
+        ""
+    };
+    let bad = if had_errors {
+        "; bytes that are not in it became U+FFFD"
+    } else {
+        ""
+    };
+    Ok(TextSource {
+        path: tmp.path().to_path_buf(),
+        lossy_utf8: false,
+        note: Some(format!(
+            "{}: read as {}{detected}{bad}",
+            path.display(),
+            enc.name()
+        )),
+        _copy: Some(tmp.into_temp_path()),
+    })
+}
+
+/// `None` when `bytes` read as UTF-8 (valid, or UTF-8 with a few bad bytes
+/// among valid multi-byte characters); else the encoding to decode with:
+/// UTF-16 by its byte-order mark, windows-1252 otherwise.
+fn sniff_encoding(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    if let Some((enc, _)) = encoding_rs::Encoding::for_bom(bytes) {
+        return (enc != encoding_rs::UTF_8).then_some(enc);
+    }
+    let (mut rest, mut bad) = (bytes, false);
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(tail) if !tail.is_ascii() => return None,
+            Ok(_) => break,
+            Err(e) => {
+                // A valid run with a non-ASCII byte holds a multi-byte
+                // character: the file is UTF-8, with some bad bytes.
+                if !rest[..e.valid_up_to()].is_ascii() {
+                    return None;
+                }
+                bad = true;
+                let skip = e.valid_up_to() + e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+                rest = &rest[skip..];
+            }
+        }
+    }
+    bad.then_some(encoding_rs::WINDOWS_1252)
 }
 
 /// [`read_file`], with a panic inside the reader turned into an error on
@@ -55,12 +155,24 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         path: path.to_path_buf(),
         source: e,
     };
-    let df = scan(path, &layout)?
+    let source = text_source(path, &layout, opts)?;
+    let df = scan(&source.path, &layout)?
         .collect_with_engine(Engine::Streaming)
         .map_err(pl)?
         .unwrap_single();
     let rows_read = df.height();
-    let (df, bad_rows) = check_rows(df, path, &layout, 0, opts)?;
+    let mut time_format = opts.time_format.clone();
+    let checked = check_rows(df, path, &source, &layout, 0, opts, &mut time_format)?;
+    let df = checked.df;
+    let mut notes: Vec<String> = source.note.iter().cloned().collect();
+    if let (Some(t), Some(f)) = (&layout.time, &time_format) {
+        if opts.time_format.is_none() && *f != TimeFormat::Integer {
+            notes.push(format!(
+                "{}: time column `{t}` read as {f} (detected; --time-format sets it)",
+                path.display()
+            ));
+        }
+    }
     // An id column is integral when every value parses as an integer.
     let int_col = |df: &DataFrame, name: &str| -> PolarsResult<bool> {
         // Integral only if every value survives the trip to i64 and back
@@ -88,12 +200,15 @@ fn read_file(path: &Path, opts: &LoadOptions) -> Result<FileFrame> {
         int_ids,
         has_time: layout.time.is_some(),
         rows_read,
-        bad_rows,
+        bad_rows: checked.bad_rows,
+        empty_ids: checked.empty_ids,
+        notes,
     })
 }
 
-/// The lazy read of one delimited or Parquet file: columns `user`, `item`,
-/// `rating` (Float32; 1 without a value column) and `time` (Int64), plus
+/// The lazy read of one delimited or Parquet file (for a file in another
+/// encoding, of its [`text_source`]): columns `user`, `item`, `rating`
+/// (Float32; 1 without a value column) and `time` (as in the file), plus
 /// `rating_missing` / `time_missing` flags for [`check_rows`].
 pub(crate) fn scan(path: &Path, layout: &Layout) -> Result<LazyFrame> {
     let pl = |e: PolarsError| Error::Polars {
@@ -112,6 +227,9 @@ pub(crate) fn scan(path: &Path, layout: &Layout) -> Result<LazyFrame> {
             .with_quote_char(layout.quote)
             .with_infer_schema_length(Some(0))
             .with_truncate_ragged_lines(true)
+            // Bad bytes become U+FFFD instead of failing the whole read:
+            // they may sit in a column the command does not use.
+            .with_encoding(CsvEncoding::LossyUtf8)
             .finish()
             .map_err(pl)?,
     };
@@ -129,44 +247,89 @@ pub(crate) fn scan(path: &Path, layout: &Layout) -> Result<LazyFrame> {
         None => sel.push(lit(1.0f32).cast(DataType::Float32).alias("rating")),
     }
     if let Some(t) = &layout.time {
-        sel.push(col(t.as_str()).cast(DataType::Int64).alias("time"));
+        // Raw: strings become integers in `check_rows`, which knows the
+        // time format.
+        sel.push(col(t.as_str()).alias("time"));
         sel.push(col(t.as_str()).is_null().alias("time_missing"));
     }
     Ok(lf.select(sel))
 }
 
-/// Checks the rows of a [`scan`] result whose first row is data row
-/// `offset` of the file: a malformed row is an error naming its line and
-/// field (or is dropped and counted with `skip_bad_rows`); blank lines are
-/// dropped. Returns the columns `user`, `item`, `rating` (and `time`).
+/// What [`check_rows`] kept.
+pub(crate) struct Checked {
+    /// Columns `user`, `item`, `rating` (and `time`, Int64).
+    pub(crate) df: DataFrame,
+    pub(crate) bad_rows: usize,
+    pub(crate) empty_ids: usize,
+}
+
+/// Checks the rows of a [`scan`] of `source` (read for `path`) whose first
+/// row is data row `offset` of the file: a malformed row is an error naming
+/// its line and field (or is dropped and counted with `skip_bad_rows`);
+/// blank lines are dropped, rows without a user or item id are dropped and
+/// counted. Time strings become integers in `time_format`, which is
+/// detected from these rows when `None` (and kept for the next batch).
 pub(crate) fn check_rows(
     mut df: DataFrame,
     path: &Path,
+    source: &TextSource,
     layout: &Layout,
     offset: usize,
     opts: &LoadOptions,
-) -> Result<(DataFrame, usize)> {
+    time_format: &mut Option<TimeFormat>,
+) -> Result<Checked> {
     let pl = |e: PolarsError| Error::Polars {
         path: path.to_path_buf(),
         source: e,
     };
-    let (bad, blank) = find_bad_rows(&df, layout).map_err(pl)?;
+    if let Some(name) = &layout.time {
+        let times = parse_times(&df, path, name, time_format).map_err(|e| match e {
+            TimeError::Polars(e) => pl(e),
+            TimeError::Unknown(message) => Error::Format {
+                path: path.to_path_buf(),
+                message,
+            },
+        })?;
+        df.replace("time", times).map_err(pl)?;
+    }
+    let time_reason = match time_format {
+        Some(TimeFormat::Integer) | None => "not an integer".to_string(),
+        Some(f) => format!("not a time in the format {f}"),
+    };
+    let rows = find_bad_rows(&df, layout, source.lossy_utf8, &time_reason).map_err(pl)?;
     let mut bad_rows = 0;
-    if let Some(&(row, field, column, reason)) = bad.first() {
+    if let Some((row, field, column, reason)) = rows.bad.first() {
         if !opts.skip_bad_rows {
+            let column_name = match *column {
+                "user" => Some(&layout.user),
+                "item" => Some(&layout.item),
+                "rating" => layout.rating.as_ref(),
+                _ => layout.time.as_ref(),
+            };
+            let field = match column_name {
+                Some(c) if layout.has_header && c != field => format!("{field}` in column `{c}"),
+                _ => field.to_string(),
+            };
             return Err(Error::MalformedRow {
                 path: path.to_path_buf(),
                 line: format::line_of_row(layout, offset + row),
-                field: field.to_string(),
-                value: raw_field(path, layout, offset + row, column),
-                reason: reason.to_string(),
+                field,
+                value: raw_field(&source.path, layout, offset + row, column),
+                reason: reason.clone(),
             });
         }
-        bad_rows = bad.len();
+        bad_rows = rows.bad.len();
     }
-    if !bad.is_empty() || !blank.is_empty() {
+    let empty_ids = rows.empty.len();
+    if !rows.bad.is_empty() || !rows.blank.is_empty() || !rows.empty.is_empty() {
         let mut keep = vec![true; df.height()];
-        for &r in bad.iter().map(|b| &b.0).chain(&blank) {
+        for &r in rows
+            .bad
+            .iter()
+            .map(|b| &b.0)
+            .chain(&rows.blank)
+            .chain(&rows.empty)
+        {
             keep[r] = false;
         }
         let mask = BooleanChunked::from_slice("keep".into(), &keep);
@@ -176,7 +339,70 @@ pub(crate) fn check_rows(
     if layout.time.is_some() {
         keep_cols.push("time");
     }
-    Ok((df.select(keep_cols).map_err(pl)?, bad_rows))
+    Ok(Checked {
+        df: df.select(keep_cols).map_err(pl)?,
+        bad_rows,
+        empty_ids,
+    })
+}
+
+enum TimeError {
+    Polars(PolarsError),
+    Unknown(String),
+}
+
+impl From<PolarsError> for TimeError {
+    fn from(e: PolarsError) -> Self {
+        TimeError::Polars(e)
+    }
+}
+
+/// The `time` column as Int64: strings read in `format` (detected from a
+/// sample of up to 5,000 values spread over the rows when `None`), values
+/// that do not read as null; other types cast.
+fn parse_times(
+    df: &DataFrame,
+    path: &Path,
+    name: &str,
+    format: &mut Option<TimeFormat>,
+) -> std::result::Result<Column, TimeError> {
+    use rayon::prelude::*;
+    let c = df.column("time")?;
+    if c.dtype() != &DataType::String {
+        return Ok(c.cast(&DataType::Int64)?);
+    }
+    let strs = c.str()?;
+    let values: Vec<Option<&str>> = strs.iter().collect();
+    if format.is_none() {
+        let present: Vec<&str> = values.iter().flatten().copied().collect();
+        let step = present.len().div_ceil(5_000).max(1);
+        let sample = present.iter().step_by(step).copied();
+        match TimeFormat::detect(sample) {
+            Some(f) => *format = Some(f),
+            None if present.iter().all(|s| s.trim().is_empty()) => {
+                return Ok(c.cast(&DataType::Int64)?)
+            }
+            None => {
+                let example = present
+                    .iter()
+                    .find(|s| !s.trim().is_empty())
+                    .copied()
+                    .unwrap_or("");
+                return Err(TimeError::Unknown(format!(
+                    "time column `{name}`: no known format reads values like {example:?}; \
+                     give --time-format (a strftime pattern such as \"%m/%d/%Y %H:%M\", \
+                     or integer, or rfc3339)"
+                )));
+            }
+        }
+    }
+    let f = format.as_ref().expect("set above");
+    let _ = path;
+    let parsed: Vec<Option<i64>> = values
+        .par_iter()
+        .map(|v| v.and_then(|s| f.parse(s)))
+        .collect();
+    Ok(Column::new("time".into(), parsed))
 }
 
 /// Reads `user item item …` lines (LightGCN's train/test files). Lines
@@ -235,11 +461,13 @@ pub(crate) fn read_adjacency(path: &Path, opts: &LoadOptions) -> Result<FileFram
         has_time: false,
         rows_read,
         bad_rows,
+        empty_ids: 0,
+        notes: Vec::new(),
     })
 }
 
 /// (row index, field name for the message, source column, reason).
-type BadRow = (usize, &'static str, &'static str, &'static str);
+type BadRow = (usize, &'static str, &'static str, String);
 
 /// The raw text of one field, re-read for an error message.
 fn raw_field(path: &Path, layout: &Layout, row: usize, column: &str) -> String {
@@ -258,6 +486,7 @@ fn raw_field(path: &Path, layout: &Layout, row: usize, column: &str) -> String {
         .with_quote_char(layout.quote)
         .with_infer_schema_length(Some(0))
         .with_truncate_ragged_lines(true)
+        .with_encoding(CsvEncoding::LossyUtf8)
         .finish()
         .and_then(|lf| {
             lf.slice(row as i64, 1)
@@ -273,9 +502,24 @@ fn raw_field(path: &Path, layout: &Layout, row: usize, column: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Every malformed row (see [`BadRow`]), in row order; and the blank lines
-/// (the CSV reader gives them as all-null rows), dropped without complaint.
-fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<(Vec<BadRow>, Vec<usize>)> {
+/// The rows [`check_rows`] drops, each list in row order.
+struct RowIssues {
+    /// Malformed rows.
+    bad: Vec<BadRow>,
+    /// Blank lines (the CSV reader gives them as all-null rows).
+    blank: Vec<usize>,
+    /// Rows without a user or item id (an event log's anonymous rows).
+    empty: Vec<usize>,
+}
+
+/// Sorts the rows of `df` into [`RowIssues`]. With `lossy_utf8`, an id
+/// holding U+FFFD came from a byte that is not UTF-8: a malformed row.
+fn find_bad_rows(
+    df: &DataFrame,
+    layout: &Layout,
+    lossy_utf8: bool,
+    time_reason: &str,
+) -> PolarsResult<RowIssues> {
     let mut bad = Vec::new();
     let nulls = |name: &str| -> PolarsResult<Option<Vec<bool>>> {
         let c = df.column(name)?;
@@ -301,19 +545,46 @@ fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<(Vec<BadRow>, 
         _ => Vec::new(),
     };
     let is_blank = |r: usize| blank.binary_search(&r).is_ok();
+    // A row cut short has no value or time either: its missing id is a
+    // malformed row. An id left empty in a row that has them is an
+    // anonymous event: skipped and counted.
+    let tn = if layout.time.is_some() {
+        flags("time_missing")?
+    } else {
+        None
+    };
+    let cut_short = |r: usize| {
+        (layout.rating.is_none() || rn.as_ref().is_some_and(|m| m[r]))
+            && (layout.time.is_none() || tn.as_ref().is_some_and(|m| m[r]))
+    };
+    let mut empty = vec![false; df.height()];
     for (name, missing) in [("user", &un), ("item", &inn)] {
         if let Some(m) = missing {
-            bad.extend(
-                (0..m.len())
-                    .filter(|&r| m[r])
-                    .map(|r| (r, name, name, "missing field")),
-            );
+            for (r, &gone) in m.iter().enumerate() {
+                if !gone {
+                    continue;
+                }
+                if cut_short(r) {
+                    bad.push((r, name, name, "missing field".to_string()));
+                } else {
+                    empty[r] = true;
+                }
+            }
         }
         let c = df.column(name)?;
         if c.dtype() == &DataType::String {
             for (r, v) in c.str()?.iter().enumerate() {
-                if v.is_some_and(|s| s.trim().is_empty()) {
-                    bad.push((r, name, name, "empty id"));
+                match v {
+                    Some(s) if s.trim().is_empty() => empty[r] = true,
+                    Some(s) if lossy_utf8 && s.contains('\u{FFFD}') => bad.push((
+                        r,
+                        name,
+                        name,
+                        "not valid UTF-8: the file may be in another encoding \
+                         (pass --encoding, e.g. latin-1)"
+                            .to_string(),
+                    )),
+                    _ => {}
                 }
             }
         }
@@ -322,41 +593,37 @@ fn find_bad_rows(df: &DataFrame, layout: &Layout) -> PolarsResult<(Vec<BadRow>, 
         let parsed = df.column("rating")?.f32()?;
         if parsed.null_count() > 0 || parsed.iter().any(|v| v.is_some_and(|v| !v.is_finite())) {
             for (r, p) in parsed.iter().enumerate() {
-                match p {
-                    None if rn.as_ref().is_some_and(|m| m[r]) => {
-                        bad.push((r, "rating", "rating", "missing field"))
-                    }
-                    None => bad.push((r, "rating", "rating", "not a number")),
-                    Some(v) if !v.is_finite() => {
-                        bad.push((r, "rating", "rating", "not a finite number"))
-                    }
-                    _ => {}
-                }
+                let why = match p {
+                    None if rn.as_ref().is_some_and(|m| m[r]) => "missing field",
+                    None => "not a number",
+                    Some(v) if !v.is_finite() => "not a finite number",
+                    _ => continue,
+                };
+                bad.push((r, "rating", "rating", why.to_string()));
             }
         }
     }
     if layout.time.is_some() {
         let parsed = df.column("time")?.i64()?;
         if parsed.null_count() > 0 {
-            let tn = flags("time_missing")?;
             for (r, p) in parsed.iter().enumerate() {
                 if p.is_none() {
                     let missing = tn.as_ref().is_some_and(|m| m[r]);
-                    bad.push((
-                        r,
-                        "timestamp",
-                        "time",
-                        if missing {
-                            "missing field"
-                        } else {
-                            "not an integer"
-                        },
-                    ));
+                    let why = if missing {
+                        "missing field"
+                    } else {
+                        time_reason
+                    };
+                    bad.push((r, "timestamp", "time", why.to_string()));
                 }
             }
         }
     }
-    bad.retain(|b| !is_blank(b.0));
+    // A row without an id is skipped whatever else is wrong with it.
+    bad.retain(|b| !is_blank(b.0) && !empty[b.0]);
     bad.sort_by_key(|b| b.0);
-    Ok((bad, blank))
+    let empty = (0..df.height())
+        .filter(|&r| empty[r] && !is_blank(r))
+        .collect();
+    Ok(RowIssues { bad, blank, empty })
 }

@@ -52,7 +52,16 @@ pub fn attach_list_head(
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Model> {
     let head = if adapt {
-        head.clone().adapt_to_data(train, false, false)?
+        head.clone()
+            .adapt_to_data(
+                train,
+                super::SetByUser {
+                    confidence: true,
+                    eps: true,
+                    ..Default::default()
+                },
+            )?
+            .0
     } else {
         head.clone()
     };

@@ -7,4 +7,4 @@ pub mod heads;
 pub mod pipeline;
 mod trainer;
 
-pub use trainer::Trainer;
+pub use trainer::{SetByUser, Trainer};

@@ -31,13 +31,7 @@ pub enum TestSide {
     Split(SplitSpec),
 }
 
-/// Which implicit ALS parameters the caller set itself; the others follow
-/// the data ([`Trainer::adapt_to_data`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SetByUser {
-    pub alpha: bool,
-    pub reg: bool,
-}
+pub use super::trainer::SetByUser;
 
 /// One training run, checked: built by a front (CLI, Python) from its own
 /// inputs before any file is opened.
@@ -173,7 +167,10 @@ impl TrainRun {
 }
 
 /// Loads `sources`; for an implicit model with a threshold, keeps the
-/// positives only (as value-1 entries).
+/// positives only (as value-1 entries). For implicit feedback without a
+/// threshold, repeated (user, item) rows add up unless `opts.aggregate`
+/// says otherwise (each row of an event log is one event), and entries
+/// whose sum is ≤ 0 (returns, cancellations) are dropped.
 pub fn load(
     sources: &[String],
     opts: &LoadOptions,
@@ -183,7 +180,14 @@ pub fn load(
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<(Interactions, LoadReport)> {
     let t0 = Instant::now();
-    let (mut x, report) = data::load(sources, opts)
+    let mut opts = opts.clone();
+    if implicit {
+        if threshold.is_none() {
+            opts.aggregate.get_or_insert(data::Aggregate::Sum);
+        }
+        opts.drop_non_positive = true;
+    }
+    let (mut x, report) = data::load(sources, &opts)
         .map_err(|e| e.context(format!("loading {what} {}", sources.join(", "))))?;
     if let (Some(t), true) = (threshold, implicit) {
         x = x.positives(t);
@@ -314,12 +318,9 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
         }
         None => (train, None),
     };
-    let trainer = match cfg.adapt {
-        Some(set) => cfg
-            .trainer
-            .clone()
-            .adapt_to_data(&train, set.alpha, set.reg)?,
-        None => cfg.trainer.clone(),
+    let (trainer, defaults) = match cfg.adapt {
+        Some(set) => cfg.trainer.clone().adapt_to_data(&train, set)?,
+        None => (cfg.trainer.clone(), None),
     };
     let fits = Fit {
         trainer: &trainer,
@@ -335,6 +336,7 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
         &cfg.sources,
         events,
     )?;
+    model.meta_mut().data.defaults = defaults;
     // The validation rows are the user's too: lists must not offer them
     // back (the test side stays out, as it is what the lists are scored on).
     if let Some(v) = &valid {

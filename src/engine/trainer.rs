@@ -3,8 +3,9 @@
 //! algorithm at run time. It sits above both [`crate::train`] and
 //! [`crate::spark`], so neither knows the other.
 
+use crate::data::feedback::{self, FeedbackKind};
 use crate::interactions::Interactions;
-use crate::model::{EpochReport, Model, ModelMeta};
+use crate::model::{Confidence, EpochReport, Model, ModelMeta};
 use crate::train::{als, bpr, sgd, Validation};
 
 /// A validated trainer of any algorithm, for callers (the CLI, retraining)
@@ -188,35 +189,88 @@ impl Trainer {
     }
 
     /// Implicit ALS defaults that follow the data, for the parameters the
-    /// caller did not set (`alpha_set`, `reg_set`): α = 0.022 / density,
-    /// within 1..=100, keeps the share of confidence on the positives about
-    /// the same from dense to sparse logs (α ≈ 1 on ml-1m, ≈ 33 on Gowalla);
-    /// λ = 0.05·(1 + α) grows with the data term it balances.
+    /// caller did not set (`set`), and what was decided and why (for the
+    /// model's metadata). The kind of feedback is read off the values
+    /// ([`feedback::detect`]):
+    /// - counts and weights get log confidence 1 + α ln(1 + r/ε), with ε = 1
+    ///   for counts and the median for weights: a few huge counts must not
+    ///   drown every other entry, as linear confidence lets them;
+    /// - binary data and ratings keep the linear confidence.
+    ///
+    /// α = 0.022 / density, within 1..=100, keeps the share of confidence on
+    /// the positives about the same from dense to sparse logs (α ≈ 1 on
+    /// ml-1m, ≈ 33 on Gowalla); where this switched to log confidence it is
+    /// divided by the mean log term, so the positives weigh the same in
+    /// total. λ =
+    /// 0.05·(1 + α) grows with the data term it balances.
     pub fn adapt_to_data(
         self,
         x: &Interactions,
-        alpha_set: bool,
-        reg_set: bool,
-    ) -> crate::Result<Trainer> {
+        set: SetByUser,
+    ) -> crate::Result<(Trainer, Option<String>)> {
         let (Trainer::Als(p) | Trainer::Spark(p, ..)) = &self else {
-            return Ok(self);
+            return Ok((self, None));
         };
         if !p.params().implicit || x.is_empty() {
-            return Ok(self);
+            return Ok((self, None));
         }
         let mut q = p.params().clone();
+        let fb = feedback::detect(&x.values);
+        let mut why = vec![fb.reason.clone()];
+        let to_log =
+            !set.confidence && matches!(fb.kind, FeedbackKind::Counts | FeedbackKind::Weights);
+        if to_log {
+            q.confidence = Confidence::Log;
+            if !set.eps {
+                q.eps = if fb.kind == FeedbackKind::Weights && fb.stats.p50 > 0.0 {
+                    fb.stats.p50 as f32
+                } else {
+                    1.0
+                };
+            }
+            why.push(format!("log confidence with ε = {}", q.eps));
+        }
         let density = x.len() as f64 / (x.n_users() as f64 * x.n_items() as f64);
-        if !alpha_set {
-            q.alpha = (0.022 / density).clamp(1.0, 100.0) as f32;
+        if !set.alpha {
+            let mut a = (0.022 / density).clamp(1.0, 100.0);
+            if to_log {
+                let eps = f64::from(q.eps);
+                let mean_log = x
+                    .values
+                    .iter()
+                    .map(|&r| (1.0 + f64::from(r.max(0.0)) / eps).ln())
+                    .sum::<f64>()
+                    / x.len() as f64;
+                if mean_log > 0.0 {
+                    a = (a / mean_log).clamp(0.05, 100.0);
+                }
+            }
+            q.alpha = a as f32;
+            why.push(format!("α = {:.3} from density {density:.2e}", q.alpha));
         }
-        if !reg_set {
+        if !set.reg {
             q.reg = 0.05 * (1.0 + q.alpha);
+            why.push(format!("λ = {:.3} = 0.05·(1 + α)", q.reg));
         }
-        Ok(match self {
-            Trainer::Spark(_, o, k) => Trainer::Spark(q.check()?, o, k),
-            _ => Trainer::Als(q.check()?),
-        })
+        let note = Some(why.join("; "));
+        Ok((
+            match self {
+                Trainer::Spark(_, o, k) => Trainer::Spark(q.check()?, o, k),
+                _ => Trainer::Als(q.check()?),
+            },
+            note,
+        ))
     }
+}
+
+/// Which implicit ALS parameters the caller set itself; the others follow
+/// the data ([`Trainer::adapt_to_data`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SetByUser {
+    pub alpha: bool,
+    pub reg: bool,
+    pub confidence: bool,
+    pub eps: bool,
 }
 
 #[cfg(test)]

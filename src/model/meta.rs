@@ -16,6 +16,10 @@ pub struct DataInfo {
     pub fingerprint: String,
     pub sources: Vec<String>,
     pub rows: usize,
+    /// The defaults that followed the data, and why (the kind of feedback
+    /// read off the values, the confidence, α, λ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<String>,
 }
 
 /// Everything about a model but its arrays; stored as JSON in the

@@ -392,7 +392,7 @@ fn run_locked(
                 t
             };
             match p.bootstrap_adapt {
-                Some(set) => t.adapt_to_data(&train, set.alpha, set.reg)?,
+                Some(set) => t.adapt_to_data(&train, set)?.0,
                 None => t,
             }
         }

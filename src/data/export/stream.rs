@@ -10,7 +10,7 @@ use super::{
     check_partitions, dense_i32, manifest, part_name, polars_err, write_frame, write_id_map,
     write_manifest, Manifest, Rows, Staged, Totals,
 };
-use crate::data::{check_rows, format, read_adjacency, scan, Format, LoadOptions};
+use crate::data::{check_rows, format, read_adjacency, scan, text_source, Format, LoadOptions};
 use crate::error::{Error, Result};
 use crate::interactions::{FastMap, IdMap};
 
@@ -41,7 +41,9 @@ fn for_each_batch_unguarded(
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
     // The callback returns true (stop) once the consumer below has gone.
-    let lf = scan(path, &layout)?
+    let source = text_source(path, &layout, opts)?;
+    let mut time_format = opts.time_format.clone();
+    let lf = scan(&source.path, &layout)?
         .sink_batches(
             PlanCallback::new(move |df: DataFrame| Ok(tx.send(df).is_err())),
             true,
@@ -54,10 +56,12 @@ fn for_each_batch_unguarded(
         let (mut offset, mut bad) = (0usize, 0usize);
         for df in rx.iter() {
             let n = df.height();
-            match check_rows(df, path, &layout, offset, opts).and_then(|(df, b)| {
-                bad += b;
-                f(df)
-            }) {
+            match check_rows(df, path, &source, &layout, offset, opts, &mut time_format).and_then(
+                |c| {
+                    bad += c.bad_rows;
+                    f(c.df)
+                },
+            ) {
                 Ok(()) => offset += n,
                 Err(e) => {
                     result = Err(e);

@@ -1,0 +1,184 @@
+//! Timestamps as they come in logs: integers (unix seconds or
+//! milliseconds, kept as given, since only their order is used) or
+//! date-time strings in a common format, detected from the values or given
+//! as a chrono `strftime` pattern (`--time-format`). Date-times become unix
+//! seconds (UTC; a value with an offset is converted).
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+/// How a time column's strings are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// Integers, kept as they are.
+    Integer,
+    /// RFC 3339 / ISO-8601 with an offset (`2010-12-01T08:26:00Z`,
+    /// `…+01:00`).
+    Rfc3339,
+    /// A chrono `strftime` pattern; one without an hour reads dates only.
+    Pattern(String),
+}
+
+impl std::fmt::Display for TimeFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeFormat::Integer => f.write_str("integer"),
+            TimeFormat::Rfc3339 => f.write_str("rfc3339"),
+            TimeFormat::Pattern(p) => f.write_str(p),
+        }
+    }
+}
+
+/// The patterns tried, in order, when none is given. Month-first comes
+/// before day-first, so a file whose dates all have a day ≤ 12 reads as
+/// month-first (as spreadsheets in the US write them); one value with a
+/// first field over 12 makes the whole column day-first.
+const PATTERNS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%Y%m%d%H%M%S",
+];
+
+impl TimeFormat {
+    /// A user's `--time-format`: `integer`, `rfc3339`, or a chrono pattern
+    /// with a year field.
+    pub fn from_user(s: &str) -> Result<TimeFormat, String> {
+        match s {
+            "integer" | "unix" => Ok(TimeFormat::Integer),
+            "rfc3339" | "iso8601" => Ok(TimeFormat::Rfc3339),
+            p if ["%Y", "%y", "%F", "%s", "%G"].iter().any(|f| p.contains(f)) => {
+                Ok(TimeFormat::Pattern(p.to_string()))
+            }
+            p => Err(format!(
+                "`{p}` is not a time format: give `integer`, `rfc3339` or a strftime \
+                 pattern with a year (e.g. \"%m/%d/%Y %H:%M\")"
+            )),
+        }
+    }
+
+    /// The value as an integer time, or `None` if it does not read in this
+    /// format.
+    pub fn parse(&self, s: &str) -> Option<i64> {
+        let s = s.trim();
+        match self {
+            TimeFormat::Integer => s.parse::<i64>().ok(),
+            TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp()),
+            TimeFormat::Pattern(p) if p.contains("%H") || p.contains("%s") || p.contains("%T") => {
+                NaiveDateTime::parse_from_str(s, p)
+                    .ok()
+                    .map(|t| t.and_utc().timestamp())
+                    .or_else(|| DateTime::parse_from_str(s, p).ok().map(|t| t.timestamp()))
+            }
+            TimeFormat::Pattern(p) => NaiveDate::parse_from_str(s, p)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp()),
+        }
+    }
+
+    /// The format that reads most of `sample` (non-empty values), the
+    /// earlier in the list on a tie; `None` when none reads at least 90% of
+    /// it (or the sample is empty). Tolerating a few misfits lets a bad
+    /// value be reported by its line instead of hiding the format.
+    pub fn detect<'a>(sample: impl IntoIterator<Item = &'a str>) -> Option<TimeFormat> {
+        let sample: Vec<&str> = sample
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if sample.is_empty() {
+            return None;
+        }
+        let mut candidates = vec![TimeFormat::Integer, TimeFormat::Rfc3339];
+        candidates.extend(PATTERNS.iter().map(|p| TimeFormat::Pattern(p.to_string())));
+        let mut best: Option<(usize, TimeFormat)> = None;
+        for f in candidates {
+            let n = sample.iter().filter(|s| f.parse(s).is_some()).count();
+            if best.as_ref().is_none_or(|b| n > b.0) {
+                best = Some((n, f));
+            }
+            if n == sample.len() {
+                break;
+            }
+        }
+        best.filter(|(n, _)| *n * 10 >= sample.len() * 9)
+            .map(|(_, f)| f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_formats_are_detected_and_read_as_unix_seconds() {
+        // 2010-12-01 08:26:00 UTC.
+        let t = 1_291_191_960;
+        for (values, want) in [
+            (vec!["12/1/2010 8:26", "1/13/2011 10:00"], "%m/%d/%Y %H:%M"),
+            (vec!["1/12/2010 8:26", "13/1/2011 10:00"], "%d/%m/%Y %H:%M"),
+            (
+                vec!["2010-12-01T08:26:00", "2011-01-13T10:00:00.5"],
+                "%Y-%m-%dT%H:%M:%S%.f",
+            ),
+            (vec!["2010-12-01 08:26:00"], "%Y-%m-%d %H:%M:%S%.f"),
+        ] {
+            let f = TimeFormat::detect(values.iter().copied()).unwrap();
+            assert_eq!(f, TimeFormat::Pattern(want.into()), "{values:?}");
+            assert_eq!(f.parse(values[0]), Some(t), "{values:?}");
+        }
+        let f = TimeFormat::detect(["2010-12-01T09:26:00+01:00"]).unwrap();
+        assert_eq!(
+            (f.clone(), f.parse("2010-12-01T09:26:00+01:00")),
+            (TimeFormat::Rfc3339, Some(t))
+        );
+        let f = TimeFormat::detect(["2010-12-01", "2011-01-13"]).unwrap();
+        assert_eq!(f.parse("2010-12-01"), Some(t - (8 * 3600 + 26 * 60)));
+        // Integers stay as they are, seconds or milliseconds.
+        let f = TimeFormat::detect(["978300760", "978300760123"]).unwrap();
+        assert_eq!(
+            (f.clone(), f.parse("978300760123")),
+            (TimeFormat::Integer, Some(978300760123))
+        );
+    }
+
+    #[test]
+    fn nothing_is_detected_from_values_no_format_reads() {
+        assert_eq!(TimeFormat::detect(["yesterday", "12/1/2010 8:26"]), None);
+        // One misfit in twenty still tells the format; its row is reported.
+        let mut v = vec!["12/1/2010 8:26"; 19];
+        v.push("yesterday");
+        assert_eq!(
+            TimeFormat::detect(v),
+            Some(TimeFormat::Pattern("%m/%d/%Y %H:%M".into()))
+        );
+        assert_eq!(TimeFormat::detect(["", " "]), None);
+    }
+
+    #[test]
+    fn a_given_pattern_is_checked_and_used() {
+        assert!(TimeFormat::from_user("%H:%M").is_err());
+        assert!(TimeFormat::from_user("dd/mm/yyyy").is_err());
+        let f = TimeFormat::from_user("%d %b %Y %H:%M").unwrap();
+        assert_eq!(f.parse("01 Dec 2010 08:26"), Some(1_291_191_960));
+        assert_eq!(f.parse("12/1/2010 8:26"), None);
+        assert_eq!(
+            TimeFormat::from_user("integer").unwrap(),
+            TimeFormat::Integer
+        );
+    }
+}
