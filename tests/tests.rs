@@ -25,6 +25,8 @@ mod retrain;
 mod scoring;
 #[path = "suite/spark.rs"]
 mod spark;
+#[path = "suite/tune.rs"]
+mod tune;
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -142,6 +142,10 @@ pub struct RetrainArgs {
     /// appear beside the old ones are read by the next run.
     #[arg(long, short = 'd', required = true)]
     pub data: Vec<String>,
+    /// The first model of an empty registry (and `--cold` runs) trains with
+    /// the parameters `recsys tune` wrote instead of the algorithm flags.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
     /// The registry folder.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
@@ -410,6 +414,10 @@ pub struct TrainArgs {
     /// Interaction files, folders or globs (repeatable). Default: the bundled data.
     #[arg(long, short = 'd')]
     pub data: Vec<String>,
+    /// Train with the parameters `recsys tune` wrote (its best.json) instead
+    /// of the algorithm flags; -t sets the threads.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
     /// Input format, instead of detecting it per file (ml100k, ml1m, csv, tsv, parquet).
     #[arg(long, value_parser = parse_format, conflicts_with = "input_format")]
     pub format: Option<Format>,
@@ -708,4 +716,78 @@ pub struct SynthArgs {
     /// Output file: .csv or .parquet.
     #[arg(long, short = 'o')]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Interaction files, folders or globs (repeatable). Default: the bundled data.
+    #[arg(long, short = 'd')]
+    pub data: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[arg(long, default_value_t = 0)]
+    pub min_user_count: u32,
+    #[arg(long, default_value_t = 0)]
+    pub min_item_count: u32,
+    /// Treat values as implicit feedback (counts, plays, clicks).
+    #[arg(long)]
+    pub implicit: bool,
+    /// Keep only entries with value ≥ T, as positives (implies --implicit).
+    #[arg(long)]
+    pub positive_threshold: Option<f32>,
+    /// What to search: auto (implicit ALS for implicit feedback, sgd for
+    /// ratings), sgd, als, bpr, or a list such as als,bpr.
+    #[arg(long, default_value = "auto")]
+    pub algo: String,
+    /// The validation metric: rmse, mae, or precision|recall|ndcg|map@k.
+    /// [default: rmse for ratings, ndcg@10 for implicit feedback]
+    #[arg(long, value_parser = parse_metric)]
+    pub metric: Option<crate::engine::tune::Metric>,
+    /// Wall-clock budget, loading included (60s, 5m, 1h).
+    #[arg(long, default_value = "60s", value_parser = parse_budget)]
+    pub budget: std::time::Duration,
+    /// Stop after this many trials, even with time left.
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Fraction of the training data carved out for validation (per user
+    /// for implicit feedback, at random for ratings).
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_fraction: f64,
+    /// Validation files instead of a carve-out (repeatable).
+    #[arg(long)]
+    pub validation: Vec<String>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Trials at a time, one thread each [default: the cores].
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// A parameters file to run as the first trial instead of the defaults.
+    #[arg(long)]
+    pub start: Option<PathBuf>,
+    /// Where the best parameters go (for `train --params`, `retrain --params`).
+    #[arg(long, short = 'o', default_value = "best.json")]
+    pub out: PathBuf,
+    /// Also train the best parameters on all the data and write the model.
+    #[arg(long)]
+    pub model_out: Option<PathBuf>,
+    /// The leaderboard as a table, JSON or CSV.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutFormat,
+    /// Rows of the table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn parse_metric(s: &str) -> Result<crate::engine::tune::Metric, String> {
+    s.parse()
+}
+
+fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 60s, 5m)"))?;
+    if d.is_zero() {
+        return Err("the budget must be positive".into());
+    }
+    Ok(d)
 }

@@ -222,14 +222,17 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.engine.engine == EngineArg::Spark && a.validation.is_some() {
         bail!("--engine spark trains ALS (--algo als) without --validation");
     }
-    let trainer = trainer(
-        &a.algo,
-        a.epochs,
-        a.patience,
-        a.positive_threshold,
-        &a.engine,
-        a.eval_k.first().copied().unwrap_or(10),
-    )?;
+    let trainer = match &a.params {
+        Some(f) => params_trainer(f, &a.algo, a.epochs, a.positive_threshold)?,
+        None => trainer(
+            &a.algo,
+            a.epochs,
+            a.patience,
+            a.positive_threshold,
+            &a.engine,
+            a.eval_k.first().copied().unwrap_or(10),
+        )?,
+    };
     if let Some(v) = a.validation {
         if !(v > 0.0 && v < 1.0) {
             bail!("--validation {v}: must be strictly between 0 and 1");
@@ -270,7 +273,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         validation: a.validation,
         list_head: list_head(&a.algo, &trainer, &a.engine)?,
         trainer,
-        adapt: Some(SetByUser {
+        // Tuned parameters are used as they are.
+        adapt: a.params.is_none().then_some(SetByUser {
             alpha: a.algo.alpha.is_some(),
             reg: a.algo.reg.is_some(),
             confidence: a.algo.confidence.is_some(),
@@ -282,6 +286,55 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         seed: a.algo.seed,
         out: Some(a.out.clone()),
     })
+}
+
+/// The trainer of a parameters file from `recsys tune`. The flags that set
+/// parameters cannot go with it: the file sets them all (`-t` sets the
+/// threads, which tuning fixes at one per trial).
+pub(super) fn params_trainer(
+    file: &std::path::Path,
+    a: &AlgoArgs,
+    epochs: Option<usize>,
+    positive_threshold: Option<f32>,
+) -> Result<Trainer> {
+    let mut set = flags_set(a);
+    let mut on = |v: bool, name: &'static str| {
+        if v {
+            set.push(name);
+        }
+    };
+    on(a.algo.is_some(), "--algo");
+    on(a.factors.is_some(), "--factors");
+    on(a.reg.is_some(), "--reg");
+    on(a.init_std.is_some(), "--init-std");
+    on(epochs.is_some(), "--epochs");
+    if let Some(flag) = set.first() {
+        bail!(
+            "{flag} cannot go with --params {}: the file sets every parameter",
+            file.display()
+        );
+    }
+    let best = crate::engine::tune::BestParams::load(file)?;
+    let t = best.trainer(a.threads)?;
+    let implicit = a.implicit || positive_threshold.is_some();
+    if implicit != t.implicit() {
+        bail!(
+            "--params {}: its parameters ({}) are for {}; this run is on {}",
+            file.display(),
+            best.algorithm,
+            if t.implicit() {
+                "implicit feedback"
+            } else {
+                "ratings"
+            },
+            if implicit {
+                "implicit feedback"
+            } else {
+                "ratings (add --implicit for implicit feedback)"
+            }
+        );
+    }
+    Ok(t)
 }
 
 /// The help text of a flag whose default depends on the algorithm, built

@@ -11,6 +11,7 @@ mod recommend;
 mod registry;
 mod serve;
 mod train;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a model on interaction data and write the model file.
     Train(TrainArgs),
+    /// Search hyperparameters on a validation split of the training data.
+    Tune(TuneArgs),
     /// Top-N recommendations: one user, a new user given by items, or all users.
     Recommend(RecommendArgs),
     /// Items most similar to an item (cosine of item factors).
@@ -87,6 +90,7 @@ impl std::error::Error for GateRejected {}
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::train(a),
+        Command::Tune(a) => tune::tune(a),
         Command::Recommend(a) => recommend::recommend(a),
         Command::Similar(a) => recommend::similar(a),
         Command::Eval(a) => train::eval_cmd(a),

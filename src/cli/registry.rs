@@ -36,7 +36,10 @@ pub(super) fn retrain(a: RetrainArgs) -> Result<()> {
         bail!("--keep 0: at least the current model is kept; give 1 or more");
     }
     // With --engine spark this also finds spark-submit and Java up front.
-    let bootstrap = config::trainer(&a.algo, None, None, a.positive_threshold, &a.engine, 10)?;
+    let bootstrap = match &a.params {
+        Some(f) => config::params_trainer(f, &a.algo, None, a.positive_threshold)?,
+        None => config::trainer(&a.algo, None, None, a.positive_threshold, &a.engine, 10)?,
+    };
     let spark_engine = a.engine.engine == EngineArg::Spark;
     let spark = match &bootstrap {
         Trainer::Spark(_, o, _) => o.clone(),
@@ -51,7 +54,7 @@ pub(super) fn retrain(a: RetrainArgs) -> Result<()> {
             Holdout::Files(a.holdout.clone())
         },
         gate,
-        bootstrap_adapt: Some(SetByUser {
+        bootstrap_adapt: a.params.is_none().then_some(SetByUser {
             alpha: a.algo.alpha.is_some(),
             reg: a.algo.reg.is_some(),
             confidence: a.algo.confidence.is_some(),

@@ -6,5 +6,6 @@
 pub mod heads;
 pub mod pipeline;
 mod trainer;
+pub mod tune;
 
 pub use trainer::{SetByUser, Trainer};
