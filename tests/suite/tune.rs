@@ -103,6 +103,25 @@ fn tuned_parameters_round_trip_and_reproduce_their_validation_metric() {
     for (k, v) in out["best"]["params"].as_object().unwrap() {
         assert_eq!(&info["params"][k], v, "{k}");
     }
+    // A registry's first model trains with them too.
+    let reg = p(&d, "models");
+    ok(&[
+        "retrain",
+        "-q",
+        "--data",
+        &base,
+        "--holdout",
+        &valid,
+        "--models",
+        &reg,
+        "--once",
+        "--params",
+        &best,
+    ]);
+    let info = json(&ok(&["info", &format!("{reg}/current"), "--json"]));
+    for (k, v) in out["best"]["params"].as_object().unwrap() {
+        assert_eq!(&info["params"][k], v, "retrain: {k}");
+    }
     // The file sets every parameter: a parameter flag beside it is refused,
     // as is a file for the other kind of feedback.
     let e = fails(&["train", "--params", &best, "--factors", "8", "--out", &m]);
