@@ -362,7 +362,7 @@ pub struct LoadArgs {
     pub time_format: Option<TimeFormat>,
     /// Text encoding of delimited files: auto (UTF-8, or windows-1252 for a
     /// file that is not UTF-8), or a label such as utf-8, latin-1,
-    /// windows-1252, iso-8859-15, utf-16le.
+    /// windows-1252, iso-8859-15 (ASCII-compatible encodings).
     #[arg(long, default_value = "auto", value_parser = parse_encoding)]
     pub encoding: TextEncoding,
     /// How repeated (user, item) rows combine: sum, count, max or last.

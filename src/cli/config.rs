@@ -223,7 +223,14 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         bail!("--engine spark trains ALS (--algo als) without --validation");
     }
     let trainer = match &a.params {
-        Some(f) => params_trainer(f, &a.algo, a.epochs, a.positive_threshold)?,
+        Some(f) => params_trainer(
+            f,
+            &a.algo,
+            a.epochs,
+            a.patience,
+            a.positive_threshold,
+            &a.engine,
+        )?,
         None => trainer(
             &a.algo,
             a.epochs,
@@ -295,7 +302,9 @@ pub(super) fn params_trainer(
     file: &std::path::Path,
     a: &AlgoArgs,
     epochs: Option<usize>,
+    patience: Option<usize>,
     positive_threshold: Option<f32>,
+    engine: &EngineArgs,
 ) -> Result<Trainer> {
     let mut set = flags_set(a);
     let mut on = |v: bool, name: &'static str| {
@@ -308,6 +317,8 @@ pub(super) fn params_trainer(
     on(a.reg.is_some(), "--reg");
     on(a.init_std.is_some(), "--init-std");
     on(epochs.is_some(), "--epochs");
+    on(patience.is_some(), "--patience");
+    on(engine.engine == EngineArg::Spark, "--engine spark");
     if let Some(flag) = set.first() {
         bail!(
             "{flag} cannot go with --params {}: the file sets every parameter",
@@ -315,7 +326,9 @@ pub(super) fn params_trainer(
         );
     }
     let best = crate::engine::tune::BestParams::load(file)?;
-    let t = best.trainer(a.threads)?;
+    let t = best
+        .trainer(a.threads)
+        .map_err(|e| anyhow::anyhow!("--params {}: {e}", file.display()))?;
     let implicit = a.implicit || positive_threshold.is_some();
     if implicit != t.implicit() {
         bail!(

@@ -37,7 +37,7 @@ pub(super) fn retrain(a: RetrainArgs) -> Result<()> {
     }
     // With --engine spark this also finds spark-submit and Java up front.
     let bootstrap = match &a.params {
-        Some(f) => config::params_trainer(f, &a.algo, None, a.positive_threshold)?,
+        Some(f) => config::params_trainer(f, &a.algo, None, None, a.positive_threshold, &a.engine)?,
         None => config::trainer(&a.algo, None, None, a.positive_threshold, &a.engine, 10)?,
     };
     let spark_engine = a.engine.engine == EngineArg::Spark;

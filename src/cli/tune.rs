@@ -36,7 +36,9 @@ pub(super) fn tune_config(a: &TuneArgs) -> Result<TuneConfig> {
     let start = match &a.start {
         Some(f) => {
             let b = BestParams::load(f)?;
-            let t = b.trainer(Some(1))?;
+            let t = b
+                .trainer(Some(1))
+                .map_err(|e| anyhow::anyhow!("--start {}: {e}", f.display()))?;
             Some(t)
         }
         None => None,
@@ -70,10 +72,17 @@ pub(super) fn tune_config(a: &TuneArgs) -> Result<TuneConfig> {
     };
     cfg.check().map_err(|e| {
         // The library names its parameters; the command line names flags.
-        anyhow::anyhow!(e
-            .to_string()
-            .replace("`algo`", "--algo")
-            .replace("`metric`", "--metric"))
+        let mut m = e.to_string();
+        for (name, flag) in [
+            ("`algo`", "--algo"),
+            ("`metric`", "--metric"),
+            ("`validation`", "--validation-fraction"),
+            ("`parallel`", "--parallel"),
+            ("`trials`", "--trials"),
+        ] {
+            m = m.replace(name, flag);
+        }
+        anyhow::anyhow!(m)
     })?;
     if let Some(t) = &cfg.start {
         if t.implicit() != implicit {

@@ -52,6 +52,9 @@ impl ValueStats {
             return ValueStats::default();
         }
         let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return ValueStats::default();
+        }
         v.sort_unstable_by(f32::total_cmp);
         let q = |p: f64| f64::from(v[((v.len() - 1) as f64 * p).round() as usize]);
         let mut distinct = 1;
@@ -167,5 +170,7 @@ mod tests {
         assert_eq!(s.mean, 3.0);
         assert_eq!(s.integer_share, 1.0);
         assert_eq!(detect(&[1.0, 2.0]).stats.distinct, 2);
+        // Nothing finite: no statistics, and no panic.
+        assert_eq!(ValueStats::of(&[f32::INFINITY, f32::NAN]).n, 0);
     }
 }

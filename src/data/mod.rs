@@ -75,7 +75,9 @@ pub enum TextEncoding {
     #[default]
     Auto,
     /// Any WHATWG encoding label (`utf-8`, `latin-1`, `windows-1252`,
-    /// `iso-8859-15`, `utf-16le`, `shift_jis`, …).
+    /// `iso-8859-15`, `shift_jis`, …). ASCII-compatible encodings only: the
+    /// layout (separator, header) is read before decoding, so a UTF-16 file
+    /// is refused as binary.
     Named(&'static encoding_rs::Encoding),
 }
 
@@ -96,7 +98,7 @@ impl std::str::FromStr for TextEncoding {
             .ok_or_else(|| {
                 format!(
                     "unknown encoding `{s}`: give auto, utf-8, latin-1, windows-1252, \
-                     iso-8859-15, utf-16le or another WHATWG label"
+                     iso-8859-15 or another WHATWG label"
                 )
             })
     }
@@ -550,6 +552,23 @@ mod tests {
             (x.len(), rep.empty_ids_skipped, rep.bad_rows_skipped),
             (2, 3, 0)
         );
+        // A file of ids alone: an empty id is anonymous too.
+        let (x, rep) = load_text(
+            "ids.csv",
+            b"user,item\nann,x\n,y\n",
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((x.len(), rep.empty_ids_skipped), (1, 1));
+        // A row cut short (no value either) is malformed.
+        let e = load_text(
+            "cut.csv",
+            b"user,item,qty\nann,x,1\nbob\n",
+            &LoadOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":3:") && e.contains("missing"), "{e}");
     }
 
     #[test]

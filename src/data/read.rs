@@ -545,16 +545,18 @@ fn find_bad_rows(
         _ => Vec::new(),
     };
     let is_blank = |r: usize| blank.binary_search(&r).is_ok();
-    // A row cut short has no value or time either: its missing id is a
-    // malformed row. An id left empty in a row that has them is an
-    // anonymous event: skipped and counted.
+    // A row cut short has no value or time either (in a file that has those
+    // columns): its missing id is a malformed row. An id left empty in a row
+    // that has them, or in a file of ids alone, is an anonymous event:
+    // skipped and counted.
     let tn = if layout.time.is_some() {
         flags("time_missing")?
     } else {
         None
     };
     let cut_short = |r: usize| {
-        (layout.rating.is_none() || rn.as_ref().is_some_and(|m| m[r]))
+        (layout.rating.is_some() || layout.time.is_some())
+            && (layout.rating.is_none() || rn.as_ref().is_some_and(|m| m[r]))
             && (layout.time.is_none() || tn.as_ref().is_some_and(|m| m[r]))
     };
     let mut empty = vec![false; df.height()];

@@ -77,16 +77,18 @@ impl TimeFormat {
         match self {
             TimeFormat::Integer => s.parse::<i64>().ok(),
             TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp()),
-            TimeFormat::Pattern(p) if p.contains("%H") || p.contains("%s") || p.contains("%T") => {
-                NaiveDateTime::parse_from_str(s, p)
-                    .ok()
-                    .map(|t| t.and_utc().timestamp())
-                    .or_else(|| DateTime::parse_from_str(s, p).ok().map(|t| t.timestamp()))
-            }
-            TimeFormat::Pattern(p) => NaiveDate::parse_from_str(s, p)
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc().timestamp()),
+            // With an offset first (a naive read would ignore it), then
+            // without, then a date alone (midnight).
+            TimeFormat::Pattern(p) => DateTime::parse_from_str(s, p)
+                .map(|t| t.timestamp())
+                .or_else(|_| NaiveDateTime::parse_from_str(s, p).map(|t| t.and_utc().timestamp()))
+                .or_else(|_| {
+                    NaiveDate::parse_from_str(s, p).map(|d| {
+                        d.and_hms_opt(0, 0, 0)
+                            .map_or(0, |t| t.and_utc().timestamp())
+                    })
+                })
+                .ok(),
         }
     }
 
@@ -180,5 +182,10 @@ mod tests {
             TimeFormat::from_user("integer").unwrap(),
             TimeFormat::Integer
         );
+        // 12-hour clocks and offsets keep their time of day and zone.
+        let f = TimeFormat::from_user("%m/%d/%Y %I:%M %p").unwrap();
+        assert_eq!(f.parse("12/1/2010 08:26 AM"), Some(1_291_191_960));
+        let f = TimeFormat::from_user("%Y-%m-%d %H:%M:%S %z").unwrap();
+        assert_eq!(f.parse("2010-12-01 09:26:00 +0100"), Some(1_291_191_960));
     }
 }

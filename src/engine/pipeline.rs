@@ -181,10 +181,8 @@ pub fn load(
 ) -> Result<(Interactions, LoadReport)> {
     let t0 = Instant::now();
     let mut opts = opts.clone();
-    if implicit {
-        if threshold.is_none() {
-            opts.aggregate.get_or_insert(data::Aggregate::Sum);
-        }
+    if implicit && threshold.is_none() {
+        opts.aggregate.get_or_insert(data::Aggregate::Sum);
         opts.drop_non_positive = true;
     }
     let (mut x, report) = data::load(sources, &opts)

@@ -160,6 +160,9 @@ impl TuneConfig {
         if self.budget.is_zero() {
             return Err(Error::param("budget", "0", "must be positive"));
         }
+        if self.max_trials == Some(0) {
+            return Err(Error::param("trials", 0, "must be ≥ 1"));
+        }
         if self.parallel == 0 {
             return Err(Error::param("parallel", 0, "must be ≥ 1"));
         }
@@ -256,6 +259,7 @@ impl TuneRun {
     /// The trials best first (ties: the earlier trial).
     pub fn leaderboard(&self, metric: &Metric) -> Vec<&Trial> {
         let mut v: Vec<&Trial> = self.trials.iter().collect();
+        // Trials without a finite value (a diverged fit) go last.
         v.sort_by(|a, b| {
             let o = a.value.total_cmp(&b.value);
             let o = if metric.lower_is_better() {
@@ -263,7 +267,10 @@ impl TuneRun {
             } else {
                 o.reverse()
             };
-            o.then(a.id.cmp(&b.id))
+            (!a.value.is_finite())
+                .cmp(&!b.value.is_finite())
+                .then(o)
+                .then(a.id.cmp(&b.id))
         });
         v
     }
@@ -402,7 +409,7 @@ pub fn run(cfg: &TuneConfig, progress: &mut (dyn FnMut(&Trial) + Send)) -> Resul
         // Nine configurations, the families taking turns.
         let mut cands = Vec::new();
         for j in 0..9 {
-            let (fam, base) = &bases[(next_id + j) % bases.len()];
+            let (fam, base) = &bases[j % bases.len()];
             // The first bracket starts from the defaults (or the start) on
             // the ladder's schedule.
             let trainer = if bracket == 0 && j == 0 {
