@@ -52,9 +52,11 @@ pub(crate) fn text_source(path: &Path, layout: &Layout, opts: &LoadOptions) -> R
         TextEncoding::Named(e) => e,
         TextEncoding::Auto => {
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            // SAFETY: the map is only read, within this call; a file changed
-            // under us can give wrong bytes but not undefined behaviour in
-            // the UTF-8 check, which reads bytes only.
+            // SAFETY: the map is read-only and dropped before this call
+            // returns; recsys never writes a data file it reads. Another
+            // program changing or truncating the file while it is mapped is
+            // outside what we can defend against, as for any mapped file
+            // (and as for the model loader's map).
             let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
             match sniff_encoding(&bytes) {
                 None => return Ok(as_is(None)),
