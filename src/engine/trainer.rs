@@ -232,19 +232,11 @@ impl Trainer {
         }
         let density = x.len() as f64 / (x.n_users() as f64 * x.n_items() as f64);
         if !set.alpha {
-            let mut a = (0.022 / density).clamp(1.0, 100.0);
-            if to_log {
-                let eps = f64::from(q.eps);
-                let mean_log = x
-                    .values
-                    .iter()
-                    .map(|&r| (1.0 + f64::from(r.max(0.0)) / eps).ln())
-                    .sum::<f64>()
-                    / x.len() as f64;
-                if mean_log > 0.0 {
-                    a = (a / mean_log).clamp(0.05, 100.0);
-                }
-            }
+            let a = if to_log {
+                log_alpha(x, f64::from(q.eps))
+            } else {
+                density_alpha(x)
+            };
             q.alpha = a as f32;
             why.push(format!("α = {:.3} from density {density:.2e}", q.alpha));
         }
@@ -260,6 +252,30 @@ impl Trainer {
             },
             note,
         ))
+    }
+}
+
+/// α of linear confidence that follows the data: 0.022 / density, within
+/// 1..=100 (see [`Trainer::adapt_to_data`]).
+pub(super) fn density_alpha(x: &Interactions) -> f64 {
+    let density = x.len() as f64 / (x.n_users() as f64 * x.n_items() as f64);
+    (0.022 / density).clamp(1.0, 100.0)
+}
+
+/// α of log confidence with this ε: [`density_alpha`] over the mean of
+/// ln(1 + r/ε), so the positives weigh the same in total, within 0.05..=100.
+pub(super) fn log_alpha(x: &Interactions, eps: f64) -> f64 {
+    let a = density_alpha(x);
+    let mean_log = x
+        .values
+        .iter()
+        .map(|&r| (1.0 + f64::from(r.max(0.0)) / eps).ln())
+        .sum::<f64>()
+        / x.len() as f64;
+    if mean_log > 0.0 {
+        (a / mean_log).clamp(0.05, 100.0)
+    } else {
+        a
     }
 }
 

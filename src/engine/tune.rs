@@ -638,11 +638,12 @@ fn sample(
         Family::Als if implicit => {
             // The confidence first: α's scale depends on it.
             let log = rng.gen_bool(0.5);
-            let (alpha, eps) = if log {
-                let (a, e) = log_alpha(train, num("alpha"), &p);
-                (a, e)
-            } else {
-                (linear_alpha(train), 1.0)
+            // The adapted defaults when the base already has log
+            // confidence; else the rules `adapt_to_data` applies.
+            let (alpha, eps) = match (log, p["confidence"] == "log") {
+                (true, true) => (num("alpha"), p["eps"].as_f64().unwrap_or(1.0)),
+                (true, false) => (super::trainer::log_alpha(train, 1.0), 1.0),
+                (false, _) => (super::trainer::density_alpha(train), 1.0),
             };
             let alpha = around(rng, alpha, 1.0, 1.0);
             edits.push(("confidence", if log { "log" } else { "linear" }.into()));
@@ -674,30 +675,6 @@ fn sample(
             o.insert(name.into(), v);
         }
     })
-}
-
-/// α of the linear rule (`Trainer::adapt_to_data`): 0.022 / density.
-fn linear_alpha(x: &Interactions) -> f64 {
-    let density = x.len() as f64 / (x.n_users() as f64 * x.n_items() as f64);
-    (0.022 / density).clamp(1.0, 100.0)
-}
-
-/// α and ε of log confidence: the adapted defaults when the base already
-/// has log confidence, else the linear α over the mean log term (ε = 1).
-fn log_alpha(x: &Interactions, alpha: f64, p: &serde_json::Value) -> (f64, f64) {
-    if p["confidence"] == "log" {
-        return (alpha, p["eps"].as_f64().unwrap_or(1.0));
-    }
-    let mean_log = x
-        .values
-        .iter()
-        .map(|&r| (1.0 + f64::from(r.max(0.0))).ln())
-        .sum::<f64>()
-        / x.len() as f64;
-    (
-        (linear_alpha(x) / mean_log.max(1e-6)).clamp(0.05, 100.0),
-        1.0,
-    )
 }
 
 /// Trains and scores `batch` at `rung` (`None`: with their own epochs), one
