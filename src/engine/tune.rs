@@ -634,6 +634,8 @@ fn sample(
                 around(rng, num("reg_factors"), 0.7, 0.5).into(),
             ));
             edits.push(("reg_bias", around(rng, num("reg_bias"), 1.0, 1.0).into()));
+            // A slower decay keeps the steps long enough for sparse rows.
+            edits.push(("lr_decay", rng.gen_range(0.85..=1.0f64).into()));
         }
         Family::Als if implicit => {
             // The confidence first: α's scale depends on it.
@@ -649,7 +651,10 @@ fn sample(
             edits.push(("confidence", if log { "log" } else { "linear" }.into()));
             edits.push(("eps", eps.into()));
             edits.push(("alpha", alpha.into()));
-            edits.push(("reg", around(rng, 0.05 * (1.0 + alpha), 1.0, 0.7).into()));
+            edits.push((
+                "reg",
+                around(rng, super::trainer::default_reg(alpha), 1.0, 0.7).into(),
+            ));
         }
         Family::Als => {
             edits.push(("reg", around(rng, num("reg"), 0.6, 0.6).into()));

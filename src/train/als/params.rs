@@ -18,7 +18,7 @@ pub enum Solver {
 ///
 /// | Name | Default | Purpose | Range |
 /// |---|---|---|---|
-/// | factors | 128 | latent dimensions k | 1..=1024 |
+/// | factors | 256 | latent dimensions k | 1..=1024 |
 /// | epochs | 15 | sweeps (users then items) | 1..=10000 |
 /// | implicit | true | implicit feedback (confidence-weighted) or ratings | |
 /// | reg | 0.1 | L2 penalty λ (per entry of the row with `scale_reg`) | ≥ 0 |
@@ -53,7 +53,10 @@ pub struct AlsParams {
 impl Default for AlsParams {
     fn default() -> Self {
         AlsParams {
-            factors: 128,
+            // 256 rather than 128: on validation carves (Gowalla valid.txt
+            // recall@20 0.2027 vs 0.1831, Online Retail P@10 +5%) it wins,
+            // on ml-1m ratings ≥ 4 it ties; the sweep costs ~2.5×.
+            factors: 256,
             epochs: 15,
             implicit: true,
             // The confidence and λ defaults are fold-in's rule, so a model
