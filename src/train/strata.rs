@@ -29,14 +29,49 @@ pub(crate) struct Strata {
     pub iinv: Vec<u32>,
     pub ubounds: Vec<usize>,
     pub ibounds: Vec<usize>,
-    /// Block (a, c) at `a * nb + c`, entries in a seeded shuffled order.
-    pub blocks: Vec<Vec<Entry>>,
+    /// Every block's entries, block after block in the order `a * nb + c`
+    /// for block (a, c), each block in its [`Order`].
+    entries: Vec<Entry>,
+    /// Where each block starts in `entries`, and the end.
+    starts: Vec<usize>,
 }
 
-/// How many ranges per side for a thread count: more blocks than threads so
-/// rayon can balance them, and a block's factor rows stay in cache.
-pub(crate) fn block_count(threads: usize, nu: usize, ni: usize) -> usize {
-    (4 * threads).min(nu).min(ni).max(1)
+/// How the entries of a block are ordered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Order {
+    /// A seeded shuffle (BPR: its negatives are drawn per entry anyway).
+    Shuffled,
+    /// By the larger side's row, then the other's (FPSGD): the larger side's
+    /// rows are read in order, so only the smaller side's range needs to
+    /// stay in cache. Ids were shuffled first, so the order is not the
+    /// data's.
+    Sorted,
+}
+
+/// Bytes of the randomly read side's factor rows one block may touch: a
+/// core's L2 and its share of L3. A constant, not the machine's cache size,
+/// so the grid (and the model) does not depend on the machine. Each block
+/// also streams its range of the sorted side once, so every extra range per
+/// side reads that whole side once more per epoch. Measured per epoch, k =
+/// 64, 2 threads (`benches/sgd_scale.rs`): 100 M ratings (1 M × 240 k) at
+/// 1 / 2 / 4 / 8 MiB: 32.7 / 55.6 / 50.4 / 29.8 M ratings/s; 25 M (250 k ×
+/// 60 k) at 1 / 2 / 4 MiB: 61.3 / 58.5 / 60.8 M/s (noise).
+const BLOCK_BYTES: usize = 2 * 1024 * 1024;
+
+/// Fewest entries per block on average: below this a block's scheduling
+/// costs more than its updates.
+const MIN_BLOCK_ENTRIES: usize = 256;
+
+/// How many ranges per side: at least 4 per thread so rayon can balance
+/// them, and enough that a block's range of the smaller side's rows
+/// (`k` floats each) fits in [`BLOCK_BYTES`], but not so many that blocks
+/// average under [`MIN_BLOCK_ENTRIES`]. Past the thread term the count
+/// follows the data alone.
+pub(crate) fn block_count(threads: usize, nu: usize, ni: usize, k: usize, nnz: usize) -> usize {
+    let by_cache = (nu.min(ni) * (k + 1) * 4).div_ceil(BLOCK_BYTES);
+    let most = ((nnz / MIN_BLOCK_ENTRIES) as f64).sqrt() as usize;
+    let nb = by_cache.min(most).max(4 * threads);
+    nb.min(nu).min(ni).max(1)
 }
 
 fn permutation(n: usize, rng: &mut StdRng) -> (Vec<u32>, Vec<u32>) {
@@ -49,8 +84,27 @@ fn permutation(n: usize, rng: &mut StdRng) -> (Vec<u32>, Vec<u32>) {
     (fwd, inv)
 }
 
+/// Entries per chunk of the parallel bucketing in [`Strata::new`]: fixed, so
+/// the entries' order within a block does not depend on the thread count.
+const CHUNK: usize = 1 << 16;
+
+/// A raw pointer the scatter in [`Strata::new`] shares between workers.
+#[derive(Clone, Copy)]
+struct Shared(*mut Entry);
+// SAFETY: only used for writes to disjoint indices (see the scatter).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Through a method, so a closure captures the whole (Sync) wrapper,
+    /// not its raw pointer field.
+    fn ptr(self) -> *mut Entry {
+        self.0
+    }
+}
+
 impl Strata {
-    pub fn new(train: &Interactions, nb: usize, rng: &mut StdRng) -> Strata {
+    pub fn new(train: &Interactions, nb: usize, order: Order, rng: &mut StdRng) -> Strata {
         let (nu, ni) = (train.n_users(), train.n_items());
         let (uperm, uinv) = permutation(nu, rng);
         let (iperm, iinv) = permutation(ni, rng);
@@ -64,34 +118,82 @@ impl Strata {
             v
         };
         let (ub, ib) = (block_of(&ubounds, nu), block_of(&ibounds, ni));
-        let block = |n: usize| {
+        let nblocks = nb * nb;
+        let locate = |n: usize| {
             let iu = uinv[train.users[n] as usize] as usize;
             let ii = iinv[train.items[n] as usize] as usize;
-            (iu, ii, ub[iu] as usize, ib[ii] as usize)
-        };
-        // Sized exactly before filling: blocks grown by doubling would hold up
-        // to twice the entries' memory (on 25 M ratings, ~300 MB more).
-        let mut sizes = vec![0usize; nb * nb];
-        for n in 0..train.len() {
-            let (_, _, a, c) = block(n);
-            sizes[a * nb + c] += 1;
-        }
-        let mut blocks: Vec<Vec<Entry>> = sizes.iter().map(|&s| Vec::with_capacity(s)).collect();
-        for n in 0..train.len() {
-            let (iu, ii, a, c) = block(n);
-            blocks[a * nb + c].push(Entry {
+            let (a, c) = (ub[iu] as usize, ib[ii] as usize);
+            let e = Entry {
                 u: (iu - ubounds[a]) as u32,
                 i: (ii - ibounds[c]) as u32,
                 r: train.values[n],
-            });
+            };
+            (a * nb + c, e)
+        };
+        // A counting sort by block, in parallel over fixed chunks: each
+        // chunk counts its entries per block, the counts become disjoint
+        // write ranges (block-major, then chunk), and each chunk writes its
+        // entries into its own ranges. One flat array, sized exactly: no
+        // per-block vectors grown by doubling (on 25 M ratings, ~300 MB).
+        let len = train.len();
+        let chunks = len.div_ceil(CHUNK).max(1);
+        let counts: Vec<Vec<u32>> = (0..chunks)
+            .into_par_iter()
+            .map(|c| {
+                let mut h = vec![0u32; nblocks];
+                for n in c * CHUNK..((c + 1) * CHUNK).min(len) {
+                    h[locate(n).0] += 1;
+                }
+                h
+            })
+            .collect();
+        let mut starts = vec![0usize; nblocks + 1];
+        // offsets[c][b]: where chunk c's first entry of block b goes.
+        let mut offsets: Vec<Vec<usize>> = vec![vec![0usize; nblocks]; chunks];
+        let mut at = 0usize;
+        for b in 0..nblocks {
+            starts[b] = at;
+            for c in 0..chunks {
+                offsets[c][b] = at;
+                at += counts[c][b] as usize;
+            }
         }
-        // Each block shuffled by its own seeded RNG, in parallel.
-        let base: u64 = rng.gen();
-        blocks.par_iter_mut().enumerate().for_each(|(b, v)| {
-            v.shuffle(&mut StdRng::seed_from_u64(
-                base ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            ));
+        starts[nblocks] = at;
+        drop(counts);
+        let mut entries = vec![Entry { u: 0, i: 0, r: 0.0 }; len];
+        let out = Shared(entries.as_mut_ptr());
+        offsets.par_iter_mut().enumerate().for_each(|(c, next)| {
+            for n in c * CHUNK..((c + 1) * CHUNK).min(len) {
+                let (b, e) = locate(n);
+                // SAFETY: chunk c owns indices offsets[c][b] ..
+                // offsets[c][b] + counts[c][b] for each block b; these
+                // ranges are disjoint across (chunk, block) by the prefix
+                // sum above and lie within 0..len, and each index is
+                // written once, by this chunk, while `entries` is not
+                // otherwise borrowed.
+                unsafe { out.ptr().add(next[b]).write(e) };
+                next[b] += 1;
+            }
         });
+        // Each block shuffled by its own seeded RNG, in parallel, or sorted.
+        let base: u64 = rng.gen();
+        let users_first = nu >= ni;
+        let mut cut = Vec::with_capacity(nblocks);
+        let mut rest = entries.as_mut_slice();
+        for w in starts.windows(2) {
+            let (head, tail) = rest.split_at_mut(w[1] - w[0]);
+            cut.push(head);
+            rest = tail;
+        }
+        cut.into_par_iter()
+            .enumerate()
+            .for_each(|(b, v)| match order {
+                Order::Shuffled => v.shuffle(&mut StdRng::seed_from_u64(
+                    base ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )),
+                Order::Sorted if users_first => v.sort_unstable_by_key(|e| (e.u, e.i)),
+                Order::Sorted => v.sort_unstable_by_key(|e| (e.i, e.u)),
+            });
         Strata {
             nb,
             uperm,
@@ -100,8 +202,14 @@ impl Strata {
             iinv,
             ubounds,
             ibounds,
-            blocks,
+            entries,
+            starts,
         }
+    }
+
+    /// Block (a, c)'s entries, at `a * nb + c`.
+    pub fn block(&self, b: usize) -> &[Entry] {
+        &self.entries[self.starts[b]..self.starts[b + 1]]
     }
 
     /// Runs stratum `s`: `f(block, entries, user rows, user biases, item
@@ -136,7 +244,7 @@ impl Strata {
             .enumerate()
             .map(|(a, (((uf, bu), itf), bi))| {
                 let b = a * nb + (a + s) % nb;
-                f(b, &self.blocks[b], uf, bu, itf, bi)
+                f(b, self.block(b), uf, bu, itf, bi)
             })
             .collect()
     }
@@ -145,7 +253,7 @@ impl Strata {
     /// next from the caller's interactions, and the peak memory of a run is
     /// what is alive at that point.
     pub fn release_entries(&mut self) {
-        self.blocks = Vec::new();
+        self.entries = Vec::new();
     }
 
     /// Rows of `x` (internal user order, `w` wide) back in the caller's order.
@@ -225,14 +333,14 @@ mod tests {
             user_ids: Arc::new(IdMap::from_ints((0..nu as i64).collect())),
             item_ids: Arc::new(IdMap::from_ints((0..ni as i64).collect())),
         };
-        let st = Strata::new(&x, 4, &mut StdRng::seed_from_u64(1));
-        let mut seen: Vec<f32> = st.blocks.iter().flatten().map(|e| e.r).collect();
+        let st = Strata::new(&x, 4, Order::Shuffled, &mut StdRng::seed_from_u64(1));
+        let mut seen: Vec<f32> = (0..16).flat_map(|b| st.block(b)).map(|e| e.r).collect();
         seen.sort_by(f32::total_cmp);
         assert_eq!(seen, x.values);
         // Each block's entries map back to the original pairs.
         for a in 0..4 {
             for c in 0..4 {
-                for e in &st.blocks[a * 4 + c] {
+                for e in st.block(a * 4 + c) {
                     let u = st.uperm[st.ubounds[a] + e.u as usize];
                     let i = st.iperm[st.ibounds[c] + e.i as usize];
                     assert_eq!((x.users[e.r as usize], x.items[e.r as usize]), (u, i));
@@ -268,5 +376,71 @@ mod tests {
         }
         assert!(visits.iter().all(|&v| v == 1));
         assert!(uf.iter().all(|&v| v == 4.0) && itf.iter().all(|&v| v == 4.0));
+
+        // Sorted: the same entries per block, by the larger side (users
+        // here), then the other; shuffled blocks are not all sorted.
+        let sorted = Strata::new(&x, 4, Order::Sorted, &mut StdRng::seed_from_u64(1));
+        let mut any_unsorted = false;
+        for b in 0..16 {
+            let key = |e: &Entry| (e.u, e.i);
+            let got: Vec<_> = sorted.block(b).iter().map(key).collect();
+            let mut want: Vec<_> = st.block(b).iter().map(key).collect();
+            any_unsorted |= !want.is_sorted();
+            want.sort_unstable();
+            assert_eq!(got, want, "block {b}");
+        }
+        assert!(any_unsorted);
+    }
+
+    #[test]
+    fn bucketing_over_many_chunks_keeps_every_entry_in_its_block() {
+        // More entries than one chunk, in no particular order.
+        let (nu, ni) = (701u32, 433u32);
+        let (mut users, mut items) = (Vec::new(), Vec::new());
+        for n in 0..(3 * CHUNK as u32 + 17) {
+            let (u, i) = ((n * 7919) % nu, (n * 104_729 + n / nu) % ni);
+            users.push(u);
+            items.push(i);
+        }
+        let len = users.len();
+        let x = Interactions {
+            users,
+            items,
+            values: (0..len).map(|v| v as f32).collect(),
+            times: None,
+            user_ids: Arc::new(IdMap::from_ints((0..nu as i64).collect())),
+            item_ids: Arc::new(IdMap::from_ints((0..ni as i64).collect())),
+        };
+        let nb = 6;
+        let st = Strata::new(&x, nb, Order::Shuffled, &mut StdRng::seed_from_u64(3));
+        let mut seen = vec![0u8; len];
+        for a in 0..nb {
+            for c in 0..nb {
+                for e in st.block(a * nb + c) {
+                    let n = e.r as usize;
+                    seen[n] += 1;
+                    let u = st.uperm[st.ubounds[a] + e.u as usize];
+                    let i = st.iperm[st.ibounds[c] + e.i as usize];
+                    assert_eq!((x.users[n], x.items[n]), (u, i));
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s == 1));
+    }
+
+    #[test]
+    fn the_grid_follows_the_cache_and_the_threads() {
+        // Small data: 4 ranges per thread.
+        assert_eq!(block_count(2, 6040, 3706, 64, 800_000), 8);
+        // 100 M ratings, 1 M × 240 k: 240 k item rows of 65 floats need 30
+        // ranges to fit 2 MiB each, whatever the thread count below 8.
+        assert_eq!(block_count(1, 1_000_000, 240_000, 64, 100_000_000), 30);
+        assert_eq!(block_count(2, 1_000_000, 240_000, 64, 100_000_000), 30);
+        assert_eq!(block_count(16, 1_000_000, 240_000, 64, 100_000_000), 64);
+        // Never more ranges than rows, nor blocks averaging under 256
+        // entries.
+        assert_eq!(block_count(8, 3, 1000, 64, 3000), 3);
+        assert_eq!(block_count(1, 1_000_000, 1_000_000, 256, 1_000_000), 62);
+        assert_eq!(block_count(2, 250_000, 60_000, 64, 25_000_000), 8);
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::interactions::{Csr, Interactions};
 use crate::model::Model;
 use crate::train::common::{check_fit, effective_threads, with_threads, Fitted};
-use crate::train::strata::{block_count, Strata};
+use crate::train::strata::{block_count, Order, Strata};
 use crate::train::{warm, EarlyStop, EpochReport, RankCheck, Validation};
 
 impl BprValidParams {
@@ -46,7 +46,12 @@ impl BprValidParams {
             let k = p.factors;
             let (nu, ni) = (train.n_users(), train.n_items());
             let mut rng = StdRng::seed_from_u64(p.seed);
-            let mut st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
+            let mut st = Strata::new(
+                train,
+                block_count(threads, nu, ni, k, train.len()),
+                Order::Shuffled,
+                &mut rng,
+            );
             // Each user's positives in the internal item order, for rejection.
             let pos = Csr::build(
                 nu,

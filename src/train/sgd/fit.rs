@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::interactions::Interactions;
 use crate::model::Model;
 use crate::train::common::{check_fit, effective_threads, value_range, with_threads, Fitted};
-use crate::train::strata::{block_count, Strata};
+use crate::train::strata::{block_count, Order, Strata};
 use crate::train::{warm, EarlyStop, EpochReport, Validation};
 
 impl SgdValidParams {
@@ -44,7 +44,12 @@ impl SgdValidParams {
             let k = p.factors;
             let (nu, ni) = (train.n_users(), train.n_items());
             let mut rng = StdRng::seed_from_u64(p.seed);
-            let mut st = Strata::new(train, block_count(threads, nu, ni), &mut rng);
+            let mut st = Strata::new(
+                train,
+                block_count(threads, nu, ni, k, train.len()),
+                Order::Sorted,
+                &mut rng,
+            );
             let nb = st.nb;
             let (uinv, iinv) = (&st.uinv, &st.iinv);
 
