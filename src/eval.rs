@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::interactions::Interactions;
-use crate::linalg::dot;
+use crate::linalg::row_dots;
 use crate::model::Model;
 use crate::score::top_n;
 
@@ -93,7 +93,8 @@ impl Scorer<'_> {
         let k = self.k;
         let p = &self.user_factors[u as usize * k..(u as usize + 1) * k];
         out.clear();
-        out.extend(self.item_factors.chunks_exact(k).map(|q| dot(p, q)));
+        out.resize(self.n_items(), 0.0);
+        row_dots(self.item_factors, p, out);
         if let Some(b) = self.item_bias {
             out.iter_mut().zip(b).for_each(|(s, b)| *s += b);
         }

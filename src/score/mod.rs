@@ -31,7 +31,7 @@ use std::collections::BinaryHeap;
 
 use crate::error::{Error, Result};
 use crate::interactions::IdKey;
-use crate::linalg::dot;
+use crate::linalg::{dot, row_dots};
 use crate::model::Model;
 
 #[derive(PartialEq)]
@@ -181,7 +181,10 @@ pub fn recommend_index(model: &Model, u: u32, n: usize, filters: &Filters) -> Ve
 }
 
 /// Top-`n` for any user vector `p` (a known user's, or folded in): scores
-/// `base + b_i + p·q_i`, skipping `skip` (sorted) and blocked items.
+/// `base + b_i + p·q_i`, skipping `skip` (sorted) and blocked items. All
+/// items are scored by one matrix–vector product into a reused buffer;
+/// skipped and blocked items are then marked NaN (which [`top_n`] passes
+/// over) instead of being tested item by item.
 pub fn recommend_vector(
     model: &Model,
     p: &[f32],
@@ -190,20 +193,30 @@ pub fn recommend_vector(
     filters: &Filters,
     skip: &[u32],
 ) -> Vec<(u32, f32)> {
+    thread_local! {
+        static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let model = model.lists();
     let ib = model.item_bias();
-    let mut next = 0usize;
-    let scores = (0..model.n_items() as u32).filter_map(move |i| {
-        // `skip` is sorted: walk it alongside the items.
-        while next < skip.len() && skip[next] < i {
-            next += 1;
+    SCORES.with(|buf| {
+        let mut s = buf.borrow_mut();
+        s.resize(model.n_items(), 0.0);
+        row_dots(model.item_factors(), p, &mut s);
+        for (x, &b) in s.iter_mut().zip(ib) {
+            *x += base + b;
         }
-        if (next < skip.len() && skip[next] == i) || filters.blocks(i) {
-            return None;
+        for &i in skip {
+            if let Some(x) = s.get_mut(i as usize) {
+                *x = f32::NAN;
+            }
         }
-        Some((i, base + ib[i as usize] + dot(p, model.item_vector(i))))
-    });
-    top_n(scores, n)
+        if let Some(m) = &filters.blocked {
+            for (x, &b) in s.iter_mut().zip(m.iter()) {
+                *x = if b { f32::NAN } else { *x };
+            }
+        }
+        top_n(s.iter().enumerate().map(|(i, &x)| (i as u32, x)), n)
+    })
 }
 
 /// The `n` most popular items that pass the filters and are not in `skip`

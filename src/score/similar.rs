@@ -3,7 +3,7 @@
 
 use super::{top_n, Filters};
 use crate::error::{Error, Result};
-use crate::linalg::dot;
+use crate::linalg::row_dots;
 use crate::model::Model;
 
 /// The `n` items most similar to `item` (an external id), best first, the
@@ -31,8 +31,14 @@ pub fn similar_index(model: &Model, i: u32, n: usize, filters: &Filters) -> Vec<
     if qi == 0.0 {
         return Vec::new();
     }
-    let scores = (0..model.n_items() as u32)
-        .filter(|&j| j != i && !filters.blocks(j) && norms[j as usize] > 0.0)
-        .map(|j| (j, dot(q, model.item_vector(j)) / (qi * norms[j as usize])));
+    // One matrix–vector product, then the cosine and the filters per item.
+    let mut dots = vec![0f32; model.n_items()];
+    row_dots(model.item_factors(), q, &mut dots);
+    let scores = dots
+        .iter()
+        .zip(norms)
+        .enumerate()
+        .filter(|&(j, (_, &nj))| j != i as usize && !filters.blocks(j as u32) && nj > 0.0)
+        .map(|(j, (&d, &nj))| (j as u32, d / (qi * nj)));
     top_n(scores, n)
 }

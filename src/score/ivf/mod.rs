@@ -54,7 +54,7 @@ mod file;
 use std::fmt;
 
 use super::top_n;
-use crate::linalg::dot;
+use crate::linalg::{dot, row_dots};
 
 /// The `format` metadata entry of an index file.
 pub const FORMAT: &str = "recsys-ivf";
@@ -159,11 +159,12 @@ impl IvfIndex {
         }
         let c = self.n_clusters();
         let probe = probe.clamp(1, c);
-        let mut lists: Vec<(f32, u32)> = self
-            .centroids
-            .chunks_exact(k)
+        let mut dots = vec![0f32; c];
+        row_dots(&self.centroids, q, &mut dots);
+        let mut lists: Vec<(f32, u32)> = dots
+            .into_iter()
             .enumerate()
-            .map(|(j, row)| (dot(q, row), j as u32))
+            .map(|(j, s)| (s, j as u32))
             .collect();
         if probe < c {
             // Best first: higher score, then lower list index.
