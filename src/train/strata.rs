@@ -311,6 +311,19 @@ mod tests {
     use rand::SeedableRng;
     use std::sync::Arc;
 
+    /// Pairs whose value is their position, so each entry can be traced back.
+    fn numbered(users: Vec<u32>, items: Vec<u32>, nu: u32, ni: u32) -> Interactions {
+        let n = users.len();
+        Interactions {
+            users,
+            items,
+            values: (0..n).map(|v| v as f32).collect(),
+            times: None,
+            user_ids: Arc::new(IdMap::from_ints((0..nu as i64).collect())),
+            item_ids: Arc::new(IdMap::from_ints((0..ni as i64).collect())),
+        }
+    }
+
     #[test]
     fn every_entry_lands_in_exactly_one_block_and_strata_cover_all_blocks() {
         let (nu, ni) = (37u32, 23u32);
@@ -324,15 +337,7 @@ mod tests {
                 }
             }
         }
-        let n = users.len();
-        let x = Interactions {
-            users,
-            items,
-            values: (0..n).map(|v| v as f32).collect(),
-            times: None,
-            user_ids: Arc::new(IdMap::from_ints((0..nu as i64).collect())),
-            item_ids: Arc::new(IdMap::from_ints((0..ni as i64).collect())),
-        };
+        let x = numbered(users, items, nu, ni);
         let st = Strata::new(&x, 4, Order::Shuffled, &mut StdRng::seed_from_u64(1));
         let mut seen: Vec<f32> = (0..16).flat_map(|b| st.block(b)).map(|e| e.r).collect();
         seen.sort_by(f32::total_cmp);
@@ -403,14 +408,7 @@ mod tests {
             items.push(i);
         }
         let len = users.len();
-        let x = Interactions {
-            users,
-            items,
-            values: (0..len).map(|v| v as f32).collect(),
-            times: None,
-            user_ids: Arc::new(IdMap::from_ints((0..nu as i64).collect())),
-            item_ids: Arc::new(IdMap::from_ints((0..ni as i64).collect())),
-        };
+        let x = numbered(users, items, nu, ni);
         let nb = 6;
         let st = Strata::new(&x, nb, Order::Shuffled, &mut StdRng::seed_from_u64(3));
         let mut seen = vec![0u8; len];
