@@ -50,11 +50,13 @@ pub fn recommend_all(
             }
         })
         .collect();
+    // A small batch (a request of a few users) needs only as many rows.
+    let rows = users.len().min(BLOCK);
     for batch in users.chunks(BATCH) {
         let recs: Vec<UserRecs> = batch
             .par_chunks(BLOCK)
             .map_init(
-                || Array2::<f32>::zeros((BLOCK, ni)),
+                || Array2::<f32>::zeros((rows, ni)),
                 |scores, block| {
                     let mut ub = Array2::<f32>::zeros((block.len(), k));
                     for (mut row, &u) in ub.rows_mut().into_iter().zip(block) {

@@ -118,6 +118,59 @@ pub fn recommend(model: &Model, user: &str, o: &RecommendOptions) -> Result<RecL
     })
 }
 
+/// [`recommend`] for many users at once: one answer per user, in order.
+///
+/// The users the model answers itself are scored together, by the blocked
+/// matrix products of [`batch::recommend_all`], which for more than a few
+/// users is several times cheaper than one matrix–vector product each; the
+/// rest (unknown users, short histories) take [`recommend`]'s fallback. The
+/// lists equal [`recommend`]'s up to rounding: the product sums in another
+/// order, so scores may differ in the last bits and exact ties may swap.
+pub fn recommend_many(model: &Model, users: &[&str], o: &RecommendOptions) -> Vec<Result<RecList>> {
+    let model = model.lists();
+    let mut out: Vec<Option<Result<RecList>>> = Vec::with_capacity(users.len());
+    // (position in `users`, user index) of the users the model ranks for.
+    let mut direct: Vec<(usize, u32)> = Vec::new();
+    for (pos, user) in users.iter().enumerate() {
+        match model.user_ids().get(user) {
+            Some(u) if model.history_len(u) >= o.min_history => {
+                direct.push((pos, u));
+                out.push(None);
+            }
+            _ => out.push(Some(recommend(model, user, o))),
+        }
+    }
+    if !direct.is_empty() {
+        let idx: Vec<u32> = direct.iter().map(|&(_, u)| u).collect();
+        let mut lists: Vec<Vec<(u32, f32)>> = Vec::with_capacity(idx.len());
+        let all = batch::recommend_all(model, &idx, o.n, &o.filters, &mut |recs| {
+            lists.extend(recs.iter().map(|(_, picks)| picks.clone()));
+            Ok(())
+        });
+        match all {
+            Ok(()) => {
+                for (&(pos, u), picks) in direct.iter().zip(lists) {
+                    out[pos] = Some(Ok(RecList {
+                        user: users[pos].to_string(),
+                        source: Source::Model,
+                        items: to_scored(model, &picks, model.seen(u), o.explain),
+                    }));
+                }
+            }
+            Err(e) => {
+                // The collecting sink never fails; keep the error per user anyway.
+                let msg = e.to_string();
+                for &(pos, _) in &direct {
+                    out[pos] = Some(Err(Error::Other(msg.clone())));
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| r.expect("every user was answered"))
+        .collect()
+}
+
 /// External ids (and explanations) for dense picks.
 pub fn to_scored(
     model: &Model,
@@ -438,6 +491,44 @@ mod tests {
                 .source,
             Source::Popularity
         );
+    }
+
+    #[test]
+    fn recommend_many_answers_as_recommend_does_user_by_user() {
+        let m = small_model(false);
+        let mut o = RecommendOptions {
+            n: 6,
+            min_history: 3,
+            ..Default::default()
+        };
+        o.filters.exclude_items(&m, ["5"]);
+        let mut users: Vec<String> = (0..m.n_users())
+            .map(|u| m.user_ids().key(u as u32).to_string())
+            .collect();
+        users.insert(3, "stranger".into());
+        let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+        let many = recommend_many(&m, &ids, &o);
+        assert_eq!(many.len(), ids.len());
+        let mut fallbacks = 0;
+        for (user, got) in ids.iter().zip(&many) {
+            let got = got.as_ref().unwrap();
+            let want = recommend(&m, user, &o).unwrap();
+            assert_eq!((&got.user, got.source), (&want.user, want.source), "{user}");
+            fallbacks += usize::from(want.source != Source::Model);
+            assert_eq!(got.items.len(), want.items.len(), "{user}");
+            for (a, b) in got.items.iter().zip(&want.items) {
+                assert!(
+                    (a.score - b.score).abs() < 1e-5,
+                    "{user}: {got:?} vs {want:?}"
+                );
+                assert_ne!(a.item, "5");
+            }
+        }
+        assert!(fallbacks >= 1, "the unknown user takes the fallback");
+        // Strict mode: the unknown user is an error in its place, the rest answer.
+        o.strict = true;
+        let many = recommend_many(&m, &ids, &o);
+        assert!(many[3].is_err() && many[0].is_ok() && many[4].is_ok());
     }
 
     #[test]

@@ -55,14 +55,17 @@ async fn batch_recommendations(
             }
             let users: Vec<String> = users.iter().map(id_text).collect::<Result<_, _>>()?;
             // Large batches are CPU work: off the async workers.
+            // Scored together: one matrix product per block of users.
             let results = tokio::task::spawn_blocking(move || {
-                users
+                let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+                score::recommend_many(&served.model, &ids, &o)
                     .into_iter()
-                    .map(|u| match score::recommend(&served.model, &u, &o) {
+                    .zip(&users)
+                    .map(|(r, u)| match r {
                         Ok(r) => BatchEntry::List(RecList::new(r, titles.as_deref())),
                         Err(e) => BatchEntry::Error(UserError {
                             error: e.to_string(),
-                            user: u,
+                            user: u.clone(),
                         }),
                     })
                     .collect()

@@ -8,6 +8,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use super::file::{T_CENTROIDS, T_INDPTR, T_ITEMS};
 use super::*;
 use crate::error::Error;
+use crate::linalg::dot;
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng;
 
