@@ -141,6 +141,31 @@ pub fn sgd_pair_update(p: &mut [f32], q: &mut [f32], e: f32, lr: f32, reg_p: f32
     }
 }
 
+/// One SGD step on a factor pair with a step size per side (AdaGrad's
+/// per-row steps): `g_p = reg p − e q`, `g_q = reg q − e p`, then
+/// `p −= lr_p g_p`, `q −= lr_q g_q`, both from old values. Returns the sums
+/// of squared gradients `(Σ g_p², Σ g_q²)` that AdaGrad accumulates.
+#[inline(always)]
+pub fn sgd_pair_step(
+    p: &mut [f32],
+    q: &mut [f32],
+    e: f32,
+    lr_p: f32,
+    lr_q: f32,
+    reg: f32,
+) -> (f32, f32) {
+    let (mut gp2, mut gq2) = (0f32, 0f32);
+    for (pj, qj) in p.iter_mut().zip(q.iter_mut()) {
+        let (a, b) = (*pj, *qj);
+        let (gp, gq) = (reg * a - e * b, reg * b - e * a);
+        gp2 += gp * gp;
+        gq2 += gq * gq;
+        *pj = a - lr_p * gp;
+        *qj = b - lr_q * gq;
+    }
+    (gp2, gq2)
+}
+
 /// Multiply-add, either as two roundings (`Plain`, any CPU) or fused into one
 /// instruction (`Fused`, only inside functions compiled with FMA enabled;
 /// elsewhere `mul_add` would be a slow library call).

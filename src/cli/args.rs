@@ -513,6 +513,14 @@ pub struct AlgoArgs {
     /// ALS: do not scale λ by each row's entry count.
     #[arg(long)]
     pub no_scale_reg: bool,
+    /// SGD: no μ, b_u, b_i; the factors model the raw values.
+    #[arg(long)]
+    pub no_biases: bool,
+    /// SGD: per-row AdaGrad steps (--learning-rate is then AdaGrad's η).
+    #[arg(long)]
+    pub adagrad: bool,
+    #[arg(long, help = config::default_help("lead_factors"))]
+    pub lead_factors: Option<usize>,
     /// RNG seed (initial factors, shuffles, splits).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -41,6 +41,9 @@ const ONLY_FOR: &[(&str, &[Kind], &str)] = &[
     ("--learning-rate", &[Kind::Sgd, Kind::Bpr], "sgd and bpr"),
     ("--lr-decay", &[Kind::Sgd], "sgd"),
     ("--reg-bias", &[Kind::Sgd], "sgd"),
+    ("--no-biases", &[Kind::Sgd], "sgd"),
+    ("--adagrad", &[Kind::Sgd], "sgd"),
+    ("--lead-factors", &[Kind::Sgd], "sgd"),
     ("--alpha", &[Kind::AlsImplicit], "implicit ALS"),
     ("--confidence", &[Kind::AlsImplicit], "implicit ALS"),
     ("--eps", &[Kind::AlsImplicit], "implicit ALS"),
@@ -63,6 +66,9 @@ fn flags_set(a: &AlgoArgs) -> Vec<&'static str> {
     on(a.learning_rate.is_some(), "--learning-rate");
     on(a.lr_decay.is_some(), "--lr-decay");
     on(a.reg_bias.is_some(), "--reg-bias");
+    on(a.no_biases, "--no-biases");
+    on(a.adagrad, "--adagrad");
+    on(a.lead_factors.is_some(), "--lead-factors");
     on(a.alpha.is_some(), "--alpha");
     on(a.confidence.is_some(), "--confidence");
     on(a.eps.is_some(), "--eps");
@@ -129,6 +135,9 @@ pub(super) fn trainer(
                     seed: a.seed,
                     threads: a.threads,
                     patience,
+                    biases: !a.no_biases,
+                    adagrad: a.adagrad,
+                    lead_factors: set(d.lead_factors, a.lead_factors),
                 }
                 .check()?,
             )
@@ -415,6 +424,13 @@ pub(super) fn default_help(flag: &str) -> String {
         "reg_bias" => each(
             "SGD L2 regularization of the biases",
             o(&s.reg_bias),
+            None,
+            None,
+            None,
+        ),
+        "lead_factors" => each(
+            "SGD: factors trained alone in the first epoch (0: all)",
+            o(&s.lead_factors),
             None,
             None,
             None,

@@ -272,13 +272,20 @@ fn short_params(p: &serde_json::Value) -> String {
         "alpha",
         "confidence",
         "eps",
+        "adagrad",
+        "lead_factors",
     ];
     keys.iter()
         .filter_map(|k| {
-            p.get(*k).map(|v| match v.as_f64() {
-                Some(x) => format!("{k}={x:.4}"),
-                None => format!("{k}={}", v.as_str().unwrap_or("")),
-            })
+            p.get(*k)
+                .and_then(|v| match (v.as_u64(), v.as_f64(), v.as_bool()) {
+                    // The regime's switches only when on.
+                    (_, _, Some(on)) => on.then(|| k.to_string()),
+                    (Some(0), ..) => None,
+                    (Some(n), ..) => Some(format!("{k}={n}")),
+                    (_, Some(x), _) => Some(format!("{k}={x:.4}")),
+                    _ => Some(format!("{k}={}", v.as_str().unwrap_or(""))),
+                })
         })
         .collect::<Vec<_>>()
         .join(" ")

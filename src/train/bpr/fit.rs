@@ -103,6 +103,7 @@ impl BprValidParams {
                     let sums = st.run(
                         s,
                         k,
+                        1,
                         &mut uf,
                         &mut bu,
                         &mut itf,

@@ -5,7 +5,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 
-use super::maths::{rmse_of, sgd_block, Step};
+use super::maths::{rmse_of, sgd_block, sgd_block_general, Extra, Step, SIDE};
 use super::SgdValidParams;
 use crate::error::Result;
 use crate::interactions::Interactions;
@@ -53,7 +53,13 @@ impl SgdValidParams {
             let nb = st.nb;
             let (uinv, iinv) = (&st.uinv, &st.iinv);
 
-            let mu = train.mean_value() as f32;
+            let plain = self.plain();
+            // Without biases the factors model the raw values.
+            let mu = if p.biases {
+                train.mean_value() as f32
+            } else {
+                0.0
+            };
             let start = warm::start(train, k, p.init_std, p.seed, false, mu, prev)?;
             let warm = start.info;
             // A cold start's random rows need no reordering; warm rows move
@@ -68,6 +74,17 @@ impl SgdValidParams {
             } else {
                 (start.uf, start.itf, start.bu, start.bi)
             };
+            if !p.biases {
+                bu.fill(0.0);
+                bi.fill(0.0);
+            }
+            // The general kernel keeps [bias, AdaGrad sum of the lead
+            // factors, of the rest] per row, the sums starting at 1.
+            let w = if plain { 1 } else { SIDE };
+            if !plain {
+                let side = |b: &[f32]| b.iter().flat_map(|&x| [x, 1.0, 1.0]).collect::<Vec<f32>>();
+                (bu, bi) = (side(&bu), side(&bi));
+            }
             let (rmin, rmax) = value_range(&train.values);
 
             let valid_int = valid.filter(|v| !v.is_empty()).map(|v| Validation {
@@ -94,22 +111,35 @@ impl SgdValidParams {
                     reg_f: p.reg_factors,
                     reg_b: p.reg_bias,
                 };
+                let extra = Extra {
+                    biases: p.biases,
+                    adagrad: p.adagrad,
+                    lead: p.lead_factors,
+                    lead_only: epoch == 1 && p.lead_factors > 0,
+                };
                 for &s in &order {
                     let sums = st.run(
                         s,
                         k,
+                        w,
                         &mut uf,
                         &mut bu,
                         &mut itf,
                         &mut bi,
-                        |_, entries, uf, bu, itf, bi| sgd_block(entries, uf, bu, itf, bi, step),
+                        |_, entries, uf, bu, itf, bi| {
+                            if plain {
+                                sgd_block(entries, uf, bu, itf, bi, step)
+                            } else {
+                                sgd_block_general(entries, uf, bu, itf, bi, step, extra)
+                            }
+                        },
                     );
                     sq += sums.iter().sum::<f64>();
                 }
                 let seconds = t0.elapsed().as_secs_f64();
                 let valid_rmse = valid_int
                     .as_ref()
-                    .map(|v| rmse_of(v, &uf, &itf, &bu, &bi, k, mu, rmin, rmax));
+                    .map(|v| rmse_of(v, &uf, &itf, &bu, &bi, k, mu, rmin, rmax, w));
                 let report = EpochReport {
                     epoch,
                     train_rmse: Some((sq / train.len() as f64).sqrt()),
@@ -133,6 +163,10 @@ impl SgdValidParams {
             }
             if let Some([a, b, c, d]) = best {
                 (uf, itf, bu, bi) = (a, b, c, d);
+            }
+            if !plain {
+                let bias = |b: &[f32]| b.iter().step_by(SIDE).copied().collect::<Vec<f32>>();
+                (bu, bi) = (bias(&bu), bias(&bi));
             }
             st.release_entries();
             Ok(Fitted {

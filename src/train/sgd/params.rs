@@ -19,6 +19,9 @@ use crate::train::common::{check_in, check_non_negative, check_run, check_unit, 
 /// | seed | 42 | RNG seed (shuffles and initial factors) | any |
 /// | threads | all cores | worker threads | ≥ 1 |
 /// | patience | none | stop after this many epochs without a better validation RMSE (needs validation data); the best epoch's factors are kept | ≥ 1 |
+/// | biases | true | learn μ, b_u and b_i; without them r̂ = p_u·q_i on the raw values | |
+/// | adagrad | false | per-row AdaGrad steps: `learning_rate` / √(1 + Σ mean squared gradient) per row and group of factors | |
+/// | lead_factors | 0 | the first epoch trains only the first this many factors; the rest join from the second epoch (with AdaGrad, the two groups keep separate sums); 0: all from the start | 0..=factors |
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SgdParams {
     pub factors: usize,
@@ -31,6 +34,17 @@ pub struct SgdParams {
     pub seed: u64,
     pub threads: Option<usize>,
     pub patience: Option<usize>,
+    // Later additions: parameter files written before them still read.
+    #[serde(default = "yes")]
+    pub biases: bool,
+    #[serde(default)]
+    pub adagrad: bool,
+    #[serde(default)]
+    pub lead_factors: usize,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for SgdParams {
@@ -46,6 +60,9 @@ impl Default for SgdParams {
             seed: 42,
             threads: None,
             patience: None,
+            biases: true,
+            adagrad: false,
+            lead_factors: 0,
         }
     }
 }
@@ -61,6 +78,9 @@ setters!(SgdParams {
     seed: u64,
     threads: Option<usize>,
     patience: Option<usize>,
+    biases: bool,
+    adagrad: bool,
+    lead_factors: usize,
 });
 
 /// [`SgdParams`] that passed [`SgdParams::check`]; only these can fit.
@@ -78,6 +98,7 @@ impl SgdParams {
         check_non_negative("reg_factors", p.reg_factors)?;
         check_non_negative("reg_bias", p.reg_bias)?;
         check_non_negative("init_std", p.init_std)?;
+        check_in("lead_factors", p.lead_factors, 0..=p.factors)?;
         check_run(p.threads, p.patience)?;
         Ok(SgdValidParams(self))
     }
@@ -86,5 +107,12 @@ impl SgdParams {
 impl SgdValidParams {
     pub fn params(&self) -> &SgdParams {
         &self.0
+    }
+
+    /// Whether the run needs the general kernel: the defaults take the
+    /// plain one, whose models are bit-identical to earlier releases'.
+    pub(super) fn plain(&self) -> bool {
+        let p = &self.0;
+        p.biases && !p.adagrad && (p.lead_factors == 0 || p.lead_factors == p.factors)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::maths::{sgd_block, Step};
+use super::maths::{sgd_block, sgd_block_general, Extra, Step, SIDE};
 use super::SgdParams;
 use crate::interactions::{IdMap, Interactions};
 use crate::train::strata::Entry;
@@ -145,4 +145,173 @@ fn bad_params_name_the_parameter() {
     assert!(e.contains("learning_rate"), "{e}");
     assert!(SgdParams::default().factors(0).check().is_err());
     assert!(SgdParams::default().threads(Some(0)).check().is_err());
+}
+
+/// The general kernel (AdaGrad, two groups of factors, optional biases)
+/// against a slow reference in f64, in each of its modes.
+#[test]
+fn general_step_matches_a_slow_reference() {
+    let k = 6;
+    let entries = vec![
+        Entry { u: 0, i: 1, r: 4.0 },
+        Entry { u: 1, i: 0, r: 2.0 },
+        Entry { u: 0, i: 0, r: 3.5 },
+        Entry { u: 1, i: 1, r: 1.0 },
+        Entry { u: 0, i: 1, r: 5.0 },
+    ];
+    let s = Step {
+        k,
+        mu: 3.0,
+        lr: 0.1,
+        reg_f: 0.1,
+        reg_b: 0.02,
+    };
+    for (biases, adagrad, lead, lead_only) in [
+        (false, true, 2, true),
+        (false, true, 2, false),
+        (true, true, 4, false),
+        (true, false, 0, false),
+        (false, false, 3, true),
+    ] {
+        let x = Extra {
+            biases,
+            adagrad,
+            lead,
+            lead_only,
+        };
+        let mut uf: Vec<f32> = (0..2 * k).map(|j| (j as f32 * 0.3).sin() * 0.4).collect();
+        let mut itf: Vec<f32> = (0..2 * k).map(|j| (j as f32 * 0.7).cos() * 0.4).collect();
+        // [bias, sum of the lead group, sum of the rest] per row.
+        let mut su = vec![0.1f32, 1.0, 1.0, -0.2, 1.0, 1.0];
+        let mut si = vec![0.05f32, 1.0, 1.0, 0.3, 1.0, 1.0];
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let (mut rp, mut rq, mut rsu, mut rsi) = (f64s(&uf), f64s(&itf), f64s(&su), f64s(&si));
+        let groups: Vec<(usize, usize)> = if lead == 0 {
+            vec![(0, k)]
+        } else if lead_only {
+            vec![(0, lead)]
+        } else {
+            vec![(0, lead), (lead, k)]
+        };
+        for e in &entries {
+            let (u, i) = (e.u as usize, e.i as usize);
+            let mut pred = if biases {
+                3.0 + rsu[u * SIDE] + rsi[i * SIDE]
+            } else {
+                0.0
+            };
+            for j in 0..k {
+                pred += rp[u * k + j] * rq[i * k + j];
+            }
+            let err = e.r as f64 - pred;
+            let mut first = (0.1, 0.1);
+            for (g, &(lo, hi)) in groups.iter().enumerate() {
+                let (ep, eq) = if adagrad {
+                    (
+                        0.1 / rsu[u * SIDE + 1 + g].sqrt(),
+                        0.1 / rsi[i * SIDE + 1 + g].sqrt(),
+                    )
+                } else {
+                    (0.1, 0.1)
+                };
+                if g == 0 {
+                    first = (ep, eq);
+                }
+                let (mut gp2, mut gq2) = (0.0, 0.0);
+                for j in lo..hi {
+                    let (pu, qi) = (rp[u * k + j], rq[i * k + j]);
+                    let (gp, gq) = (0.1 * pu - err * qi, 0.1 * qi - err * pu);
+                    gp2 += gp * gp;
+                    gq2 += gq * gq;
+                    rp[u * k + j] = pu - ep * gp;
+                    rq[i * k + j] = qi - eq * gq;
+                }
+                if adagrad {
+                    rsu[u * SIDE + 1 + g] += gp2 / (hi - lo) as f64;
+                    rsi[i * SIDE + 1 + g] += gq2 / (hi - lo) as f64;
+                }
+            }
+            if biases {
+                rsu[u * SIDE] += first.0 * (err - 0.02 * rsu[u * SIDE]);
+                rsi[i * SIDE] += first.1 * (err - 0.02 * rsi[i * SIDE]);
+            }
+        }
+        let before = (uf.clone(), itf.clone());
+        sgd_block_general(&entries, &mut uf, &mut su, &mut itf, &mut si, s, x);
+        for (a, b) in uf
+            .iter()
+            .zip(&rp)
+            .chain(itf.iter().zip(&rq))
+            .chain(su.iter().zip(&rsu))
+            .chain(si.iter().zip(&rsi))
+        {
+            assert!(
+                (*a as f64 - b).abs() < 1e-5,
+                "{biases} {adagrad} {lead} {lead_only}: {a} vs {b}"
+            );
+        }
+        if lead_only {
+            // The factors past the lead group did not move.
+            for r in 0..2 {
+                assert_eq!(
+                    uf[r * k + lead..(r + 1) * k],
+                    before.0[r * k + lead..(r + 1) * k]
+                );
+                assert_eq!(
+                    itf[r * k + lead..(r + 1) * k],
+                    before.1[r * k + lead..(r + 1) * k]
+                );
+            }
+        }
+        if !biases {
+            assert_eq!((su[0], si[3]), (0.1, 0.3), "biases stay as they were");
+        }
+    }
+}
+
+#[test]
+fn the_general_kernel_is_deterministic_and_learns() {
+    let x = tiny(40, 30);
+    let p = SgdParams::default()
+        .factors(8)
+        .epochs(8)
+        .threads(Some(2))
+        .biases(false)
+        .adagrad(true)
+        .lead_factors(3)
+        .learning_rate(0.1)
+        .lr_decay(1.0)
+        .reg_factors(0.05)
+        .check()
+        .unwrap();
+    let mut reports = Vec::new();
+    let a = p.fit(&x, None, &mut |r| reports.push(r.clone())).unwrap();
+    let b = p.fit(&x, None, &mut |_| {}).unwrap();
+    assert_eq!(a.user_factors(), b.user_factors());
+    assert_eq!(a.item_factors(), b.item_factors());
+    // No biases: μ and every bias are zero, the factors carry the values.
+    assert_eq!(a.global_mean(), 0.0);
+    assert!(a.user_bias().iter().chain(a.item_bias()).all(|&v| v == 0.0));
+    let (first, last) = (
+        reports[0].train_rmse.unwrap(),
+        reports.last().unwrap().train_rmse.unwrap(),
+    );
+    assert!(last < 0.5 * first, "{first} → {last}");
+}
+
+#[test]
+fn new_params_are_checked_and_old_parameter_files_still_read() {
+    let e = SgdParams::default()
+        .factors(8)
+        .lead_factors(9)
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lead_factors"), "{e}");
+    let mut old = serde_json::to_value(SgdParams::default()).unwrap();
+    for f in ["biases", "adagrad", "lead_factors"] {
+        old.as_object_mut().unwrap().remove(f);
+    }
+    let back: SgdParams = serde_json::from_value(old).unwrap();
+    assert_eq!(back, SgdParams::default());
 }
