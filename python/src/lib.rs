@@ -25,7 +25,7 @@ use recsys::data::{self, split::SplitSpec, IdColumn, LoadOptions};
 use recsys::engine::pipeline::{self, Event, SetByUser, TestSide, TrainConfig};
 use recsys::engine::tune::{self, Family, Metric, TuneConfig, ValidationSide};
 use recsys::engine::Trainer;
-use recsys::interactions::{IdMap, Interactions};
+use recsys::interactions::{IdKey, IdMap, Interactions};
 use recsys::model::{EpochReport, Model};
 use recsys::score::{self, batch, foldin, similar, Filters, ItemList, RecommendOptions};
 use recsys::train::{als::AlsParams, bpr::BprParams, sgd::SgdParams};
@@ -863,12 +863,14 @@ fn picks_list<'py>(
     m: &Model,
     picks: &[(u32, f32)],
 ) -> PyResult<Vec<(Bound<'py, PyAny>, f32)>> {
-    let ids = m.lists().item_ids();
     picks
         .iter()
         .map(|&(i, s)| {
-            let one = ids_object(py, ids, &[i])?;
-            Ok((one.get_item(0)?, s))
+            let id = match score::item_key(m, i) {
+                IdKey::Int(v) => v.into_pyobject(py)?.into_any(),
+                IdKey::Str(v) => v.into_pyobject(py)?.into_any(),
+            };
+            Ok((id, s))
         })
         .collect()
 }

@@ -32,7 +32,7 @@ def seen(data, user):
 
 def test_recommend_leaves_out_seen_and_excluded_items_and_keeps_to_only(model, data):
     recs = model.recommend(196, n=10)
-    assert len(recs) == 10 and all(isinstance(i, int) for i, _ in recs)
+    assert len(recs) == 10 and all(type(i) is int for i, _ in recs)
     scores = [s for _, s in recs]
     assert scores == sorted(scores, reverse=True)
     assert not {i for i, _ in recs} & seen(data, 196)
@@ -70,6 +70,7 @@ def test_recommend_many_and_all_agree_with_recommend(model):
 def test_similar_items_and_fold_in(model, data):
     sims = model.similar_items(50, n=5)
     assert len(sims) == 5 and 50 not in [i for i, _ in sims]
+    assert all(type(i) is int for i, _ in sims)
     assert all(-1.0 - 1e-6 <= s <= 1.0 + 1e-6 for _, s in sims)
     # A new user given by a known user's items gets that user's list back.
     items = sorted(seen(data, 196))
