@@ -364,6 +364,33 @@ pub fn ranking_metrics(
     m
 }
 
+/// The figures `recsys eval --format json` prints, by name: a rating
+/// model's rating metrics (`rmse`, `mae`, `n`, unknown users and items),
+/// then `ranking_users`, `ranking_unknown_users`, `ranking_unknown_items`
+/// and each ranking metric at each cut-off in `ks` (`precision@10`, …).
+pub fn report(
+    model: &Model,
+    test: &Interactions,
+    ks: &[usize],
+    threshold: Option<f32>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    if !model.meta().implicit {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(rating_metrics(model, test))
+        {
+            out.extend(o);
+        }
+    }
+    let r = ranking_metrics(model, test, ks, threshold);
+    out.insert("ranking_users".into(), r.users.into());
+    out.insert("ranking_unknown_users".into(), r.unknown_users.into());
+    out.insert("ranking_unknown_items".into(), r.unknown_items.into());
+    for (k, v) in r.values {
+        out.insert(k, v.into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

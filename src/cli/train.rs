@@ -141,21 +141,7 @@ pub(super) fn eval_cmd(a: EvalArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let (test, _) = load_data(&a.test, &a.load.options(), model.meta().implicit, "test")?;
-    let mut out = serde_json::Map::new();
-    if !model.meta().implicit {
-        if let serde_json::Value::Object(o) =
-            serde_json::to_value(eval::rating_metrics(&model, &test))?
-        {
-            out.extend(o);
-        }
-    }
-    let r = eval::ranking_metrics(&model, &test, &a.k, a.positive_threshold);
-    out.insert("ranking_users".into(), r.users.into());
-    out.insert("ranking_unknown_users".into(), r.unknown_users.into());
-    out.insert("ranking_unknown_items".into(), r.unknown_items.into());
-    for (k, v) in r.values {
-        out.insert(k, v.into());
-    }
+    let out = eval::report(&model, &test, &a.k, a.positive_threshold);
     let v = serde_json::Value::Object(out);
     match a.format {
         OutFormat::Json => println!("{}", serde_json::to_string(&v)?),
@@ -179,15 +165,7 @@ pub(super) fn info(a: InfoArgs) -> Result<()> {
     let model = load_model(&a.model)?;
     let m = model.meta();
     if a.json {
-        let mut v = serde_json::to_value(m)?;
-        if let Some(h) = model.list_head() {
-            v["list_head"] = serde_json::to_value(h.meta())?;
-        }
-        v["answers"] = serde_json::json!({
-            "ratings": (!m.implicit).then(|| m.algorithm.clone()),
-            "lists": model.lists().meta().algorithm,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&model.info_json())?);
         return Ok(());
     }
     println!("model        {}", a.model.display());

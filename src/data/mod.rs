@@ -217,7 +217,7 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
     for f in &files {
         frames.push(read_file_guarded(f, opts)?);
     }
-    let mut report = LoadReport {
+    let report = LoadReport {
         files: files.clone(),
         rows_read: frames.iter().map(|f| f.rows_read).sum(),
         bad_rows_skipped: frames.iter().map(|f| f.bad_rows).sum(),
@@ -264,8 +264,109 @@ pub fn load(sources: &[String], opts: &LoadOptions) -> Result<(Interactions, Loa
             }
         }
     }
-    let mut all = all.ok_or_else(|| Error::Other("no input files".into()))?;
+    let all = all.ok_or_else(|| Error::Other("no input files".into()))?;
+    from_frame(all, opts, report, &ctx)
+}
 
+/// The ids of one column given in memory (by a front such as the Python
+/// package): integers or strings.
+#[derive(Clone, Debug)]
+pub enum IdColumn {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl IdColumn {
+    fn len(&self) -> usize {
+        match self {
+            IdColumn::Int(v) => v.len(),
+            IdColumn::Str(v) => v.len(),
+        }
+    }
+
+    fn into_column(self, name: &str) -> Column {
+        match self {
+            IdColumn::Int(v) => Column::new(name.into(), v),
+            IdColumn::Str(v) => Column::new(name.into(), v),
+        }
+    }
+}
+
+/// Interaction columns held in memory, one entry per row; `values` of
+/// `None` make every value 1 (as a file of pairs does).
+#[derive(Clone, Debug)]
+pub struct Columns {
+    pub users: IdColumn,
+    pub items: IdColumn,
+    pub values: Option<Vec<f32>>,
+    pub times: Option<Vec<i64>>,
+}
+
+/// Interactions from columns in memory, named `source` in errors: the rows
+/// are checked (equal lengths, finite values) and then go through
+/// the same steps as rows read from a file.
+pub fn from_columns(
+    c: Columns,
+    opts: &LoadOptions,
+    source: &str,
+) -> Result<(Interactions, LoadReport)> {
+    let n = c.users.len();
+    let bad = |what: String| Error::Other(format!("{source}: {what}"));
+    for (name, len) in [
+        ("item", Some(c.items.len())),
+        ("value", c.values.as_ref().map(Vec::len)),
+        ("time", c.times.as_ref().map(Vec::len)),
+    ] {
+        if let Some(len) = len.filter(|&l| l != n) {
+            return Err(bad(format!(
+                "the `{name}` column has {len} rows, the `user` column {n}"
+            )));
+        }
+    }
+    if let Some(v) = &c.values {
+        if let Some(r) = v.iter().position(|x| !x.is_finite()) {
+            return Err(bad(format!(
+                "row {r}: field `value`: {} is not a finite number",
+                v[r]
+            )));
+        }
+    }
+    let mut cols = vec![c.users.into_column("user"), c.items.into_column("item")];
+    cols.push(Column::new(
+        "rating".into(),
+        c.values.unwrap_or_else(|| vec![1.0; n]),
+    ));
+    if let Some(t) = c.times {
+        cols.push(Column::new("time".into(), t));
+    }
+    let path = Path::new(source);
+    let df = DataFrame::new_infer_height(cols).map_err(|e| Error::Polars {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let report = LoadReport {
+        rows_read: n,
+        ..Default::default()
+    };
+    from_frame(df, opts, report, path)
+}
+
+/// Interactions from a frame already in memory, with the columns `user`
+/// and `item` (`Int64` or `String`, no nulls), `rating` (`Float32`) and
+/// optionally `time` (`Int64`): the id maps, duplicates, non-positive
+/// entries and minimum counts as [`load`] does them for files. `report`
+/// carries what reading found; `ctx` names the source in polars errors.
+fn from_frame(
+    mut all: DataFrame,
+    opts: &LoadOptions,
+    mut report: LoadReport,
+    ctx: &Path,
+) -> Result<(Interactions, LoadReport)> {
+    let pl = |e: PolarsError| Error::Polars {
+        path: ctx.to_path_buf(),
+        source: e,
+    };
+    let has_time = all.column("time").is_ok();
     // Each column leaves the frame as it is converted, so the polars table and
     // its Rust copy never both exist whole: on 25 M rows this keeps the peak at
     // the frame plus the two id columns instead of the frame plus everything.

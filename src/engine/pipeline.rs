@@ -179,14 +179,44 @@ pub fn load(
     what: &str,
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<(Interactions, LoadReport)> {
+    prepared(opts, implicit, threshold, what, events, |opts| {
+        data::load(sources, opts)
+            .map_err(|e| e.context(format!("loading {what} {}", sources.join(", "))))
+    })
+}
+
+/// [`load`] for columns already in memory ([`data::Columns`]), named
+/// `source` in errors: the same rules for implicit feedback, duplicates and
+/// positives as for files.
+pub fn load_columns(
+    columns: data::Columns,
+    source: &str,
+    opts: &LoadOptions,
+    implicit: bool,
+    threshold: Option<f32>,
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<(Interactions, LoadReport)> {
+    prepared(opts, implicit, threshold, "data", events, |opts| {
+        data::from_columns(columns, opts, source)
+    })
+}
+
+/// The load options of implicit feedback around `read`, then the positives.
+fn prepared(
+    opts: &LoadOptions,
+    implicit: bool,
+    threshold: Option<f32>,
+    what: &str,
+    events: &mut (dyn FnMut(Event) + Send),
+    read: impl FnOnce(&LoadOptions) -> Result<(Interactions, LoadReport)>,
+) -> Result<(Interactions, LoadReport)> {
     let t0 = Instant::now();
     let mut opts = opts.clone();
     if implicit && threshold.is_none() {
         opts.aggregate.get_or_insert(data::Aggregate::Sum);
         opts.drop_non_positive = true;
     }
-    let (mut x, report) = data::load(sources, &opts)
-        .map_err(|e| e.context(format!("loading {what} {}", sources.join(", "))))?;
+    let (mut x, report) = read(&opts)?;
     if let (Some(t), true) = (threshold, implicit) {
         x = x.positives(t);
         if what == "data" {
@@ -286,6 +316,52 @@ pub fn evaluate(
     }
 }
 
+/// The fit of [`run`] on data already loaded and split: the validation
+/// carve-out, the defaults that follow the data, the fit (and the list
+/// head), and the validation rows added to the model's seen items. Returns
+/// the model, the training seconds and the entries fitted on.
+pub fn train_on(
+    cfg: &TrainConfig,
+    train: Interactions,
+    test: Option<&Interactions>,
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<(Model, f64, usize)> {
+    cfg.check()?;
+    let implicit = cfg.trainer.implicit();
+    let (train, valid) = match cfg.validation {
+        Some(f) => {
+            let (tr, v) = carve_validation(train, f, implicit, cfg.seed)?;
+            (tr, Some(v))
+        }
+        None => (train, None),
+    };
+    let (trainer, defaults) = match cfg.adapt {
+        Some(set) => cfg.trainer.clone().adapt_to_data(&train, set)?,
+        None => (cfg.trainer.clone(), None),
+    };
+    let fits = Fit {
+        trainer: &trainer,
+        list_head: cfg.list_head.as_ref(),
+        adapt_head: cfg.adapt.is_some(),
+    };
+    let (mut model, train_seconds) = fit(
+        fits,
+        &train,
+        valid.as_ref(),
+        None,
+        test,
+        &cfg.sources,
+        events,
+    )?;
+    model.meta_mut().data.defaults = defaults;
+    // The validation rows are the user's too: lists must not offer them
+    // back (the test side stays out, as it is what the lists are scored on).
+    if let Some(v) = &valid {
+        model.add_seen(&v.users, &v.items);
+    }
+    Ok((model, train_seconds, train.len()))
+}
+
 /// The whole pipeline for one configuration.
 pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<TrainRun> {
     cfg.check()?;
@@ -309,37 +385,7 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
         }
         TestSide::None => (all, None),
     };
-    let (train, valid) = match cfg.validation {
-        Some(f) => {
-            let (tr, v) = carve_validation(train, f, implicit, cfg.seed)?;
-            (tr, Some(v))
-        }
-        None => (train, None),
-    };
-    let (trainer, defaults) = match cfg.adapt {
-        Some(set) => cfg.trainer.clone().adapt_to_data(&train, set)?,
-        None => (cfg.trainer.clone(), None),
-    };
-    let fits = Fit {
-        trainer: &trainer,
-        list_head: cfg.list_head.as_ref(),
-        adapt_head: cfg.adapt.is_some(),
-    };
-    let (mut model, train_seconds) = fit(
-        fits,
-        &train,
-        valid.as_ref(),
-        None,
-        test.as_ref(),
-        &cfg.sources,
-        events,
-    )?;
-    model.meta_mut().data.defaults = defaults;
-    // The validation rows are the user's too: lists must not offer them
-    // back (the test side stays out, as it is what the lists are scored on).
-    if let Some(v) = &valid {
-        model.add_seen(&v.users, &v.items);
-    }
+    let (mut model, train_seconds, train_rows) = train_on(cfg, train, test.as_ref(), events)?;
     let evaluation = test.as_ref().map(|te| {
         let e = evaluate(&model, te, &cfg.eval_k, cfg.relevant_min.or(threshold));
         let metrics = &mut model.meta_mut().metrics;
@@ -363,7 +409,7 @@ pub fn run(cfg: &TrainConfig, events: &mut (dyn FnMut(Event) + Send)) -> Result<
     Ok(TrainRun {
         model,
         load: report,
-        train_rows: train.len(),
+        train_rows,
         load_seconds,
         train_seconds,
         test: evaluation,

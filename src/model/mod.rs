@@ -253,6 +253,22 @@ impl Model {
         self
     }
 
+    /// The metadata as `recsys info --json` prints it: every field, the
+    /// list head's metadata when there is one, and which model answers
+    /// ratings and which answers lists.
+    pub fn info_json(&self) -> serde_json::Value {
+        let m = self.meta();
+        let mut v = serde_json::to_value(m).unwrap_or_default();
+        if let Some(h) = self.list_head() {
+            v["list_head"] = serde_json::to_value(h.meta()).unwrap_or_default();
+        }
+        v["answers"] = serde_json::json!({
+            "ratings": (!m.implicit).then(|| m.algorithm.clone()),
+            "lists": self.lists().meta().algorithm,
+        });
+        v
+    }
+
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
     }
