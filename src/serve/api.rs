@@ -223,9 +223,9 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
-/// A JSON array of at most `MAX` entries, refused at the first entry past
-/// it: what a list may make the server allocate is bounded while it is
-/// parsed, not after.
+/// A JSON array of at most `MAX` entries: entries past it are counted
+/// for the message but never built, so what a list may make the server
+/// allocate is bounded while it is parsed, not after.
 #[derive(Debug)]
 pub struct Capped<T, const MAX: usize>(pub Vec<T>);
 
@@ -241,9 +241,12 @@ impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Capped<T, 
                 let mut v = Vec::new();
                 while let Some(x) = seq.next_element()? {
                     if v.len() == MAX {
-                        return Err(de::Error::custom(format!(
-                            "at most {MAX} entries, got more"
-                        )));
+                        // Counted, not kept: the message says how many.
+                        let mut n = MAX + 1;
+                        while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                            n += 1;
+                        }
+                        return Err(de::Error::custom(format!("at most {MAX} entries, got {n}")));
                     }
                     v.push(x);
                 }

@@ -583,7 +583,7 @@ async fn every_limit_is_enforced_with_the_json_error_body() {
     refused(
         post(format!(r#"{{"items": {}}}"#, ids(MAX_N + 1))).await,
         StatusCode::BAD_REQUEST,
-        "items: at most 1000 entries",
+        "items: at most 1000 entries, got 1001",
     );
     // exclude / only lists.
     for list in ["exclude", "only"] {
