@@ -5,6 +5,8 @@
 mod browser;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/contract.rs"]
+mod contract;
 #[path = "suite/event_logs.rs"]
 mod event_logs;
 #[path = "suite/fuzz_regressions.rs"]

@@ -257,10 +257,17 @@ pub struct ServeArgs {
     pub model: PathBuf,
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Bearer token for the admin routes (PUT /v1/availability); without it
-    /// they are off.
+    /// Bearer token for the admin routes (PUT /v1/availability), at least
+    /// 16 characters; without it they are off. A flag's value shows in the
+    /// process list: prefer the variable or --admin-token-file.
     #[arg(long, env = "RECSYS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Read the admin token from this file (its first line).
+    #[arg(long, conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Print the service's OpenAPI 3 document (JSON) and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
     /// Requests in flight at most; beyond, 503 with Retry-After.
     #[arg(long, default_value_t = 4096)]
     pub max_concurrency: usize,

@@ -16,7 +16,35 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
     Ok(b.enable_all().build()?)
 }
 
+/// The admin token from the flag, the variable or the file; a short one is
+/// refused, since the route can be guessed at as fast as the service answers.
+fn admin_token(a: &ServeArgs) -> Result<Option<String>> {
+    let token = match &a.admin_token_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --admin-token-file {}", p.display()))?;
+            Some(text.lines().next().unwrap_or("").trim().to_string())
+        }
+        None => a.admin_token.clone(),
+    };
+    let token = token.filter(|t| !t.is_empty());
+    if let Some(t) = &token {
+        let min = crate::serve::MIN_TOKEN_LEN;
+        if t.chars().count() < min {
+            bail!(
+                "--admin-token (or RECSYS_ADMIN_TOKEN, --admin-token-file) must be at least {min} characters, got {}",
+                t.chars().count()
+            );
+        }
+    }
+    Ok(token)
+}
+
 pub(super) fn serve(a: ServeArgs) -> Result<()> {
+    if a.print_openapi {
+        println!("{}", crate::serve::openapi::json());
+        return Ok(());
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -28,7 +56,7 @@ pub(super) fn serve(a: ServeArgs) -> Result<()> {
     }
     let opts = crate::serve::ServeOptions {
         model_path: a.model.clone(),
-        admin_token: a.admin_token.filter(|t| !t.is_empty()),
+        admin_token: admin_token(&a)?,
         max_concurrency: a.max_concurrency,
         timeout: std::time::Duration::from_millis(a.timeout_ms),
         body_limit: a.body_limit,

@@ -17,11 +17,14 @@
 //! The parts, each using only those listed before it: [`metrics`];
 //! [`state`] (the model holder and hot reload); [`api`] (request and answer
 //! types, errors as status codes); [`middleware`] (limit, timeout, metrics
-//! per route); [`routes`] (the handlers and [`app`]).
+//! per route); [`routes`] (the handlers and [`app`]); [`openapi`] (the
+//! OpenAPI document derived from the handlers and types, served at
+//! `/openapi.json`).
 
 pub mod api;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
@@ -31,10 +34,24 @@ pub use state::{load_served, spawn_reloaders, AppState, ServeOptions, Served};
 
 use std::sync::Arc;
 
-/// Largest `n` a request may ask for.
+// The limits of what one request may ask for; docs/security.md says what
+// each bounds and which test holds it.
+
+/// Largest `n` a request may ask for, and most items a fold-in may give.
 pub const MAX_N: usize = 1000;
 /// Largest batch of users in one POST.
 pub const MAX_BATCH: usize = 1000;
+/// Most items a batch may answer in all (users × n): bounds the answer
+/// at a few MB.
+pub const MAX_BATCH_ITEMS: usize = 100_000;
+/// Most ids in an `exclude` or `only` list.
+pub const MAX_LIST: usize = 10_000;
+/// Most ids in `PUT /v1/availability`.
+pub const MAX_UNAVAILABLE: usize = 1_000_000;
+/// Longest request target (path and query string) in bytes; longer is 414.
+pub const MAX_URI: usize = 8192;
+/// Shortest admin token the command line accepts.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// The line `run` prints on stderr once bound, followed by the address:
 /// with `--addr 127.0.0.1:0` the kernel picks the port, and whoever started

@@ -522,3 +522,249 @@ async fn over_real_tcp_with_the_load_generator() {
     );
     server.abort();
 }
+
+/// Sends a request as built, with whatever headers it has.
+async fn send(st: &Arc<AppState>, req: Request) -> (StatusCode, HeaderMap, Value) {
+    let resp = app(Arc::clone(st)).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, v)
+}
+
+fn ids(n: usize) -> String {
+    let v: Vec<String> = (0..n).map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", v.join(","))
+}
+
+/// Each limit of docs/security.md: refused with its status and the JSON
+/// error body naming what was too large, and the largest allowed passes.
+#[tokio::test]
+async fn every_limit_is_enforced_with_the_json_error_body() {
+    let d = tempfile::tempdir().unwrap();
+    let st = state(d.path(), Some("s3cret"), 64);
+    let post = |body: String| {
+        let st = Arc::clone(&st);
+        async move { call(&st, "POST", "/v1/recommendations", Some(&body), None).await }
+    };
+    let refused = |(s, h, v): (StatusCode, HeaderMap, Value), want: StatusCode, says: &str| {
+        assert_eq!(s, want, "{v}");
+        assert_eq!(
+            h.get(header::CONTENT_TYPE).unwrap(),
+            "application/json",
+            "{v}"
+        );
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{says:?} not in {msg:?}");
+    };
+    // n.
+    let r = call(&st, "GET", "/v1/users/1/recommendations?n=1001", None, None).await;
+    refused(r, StatusCode::BAD_REQUEST, "n must be in 1..=1000");
+    let r = call(&st, "GET", "/v1/users/1/recommendations?n=1000", None, None).await;
+    assert_eq!(r.0, StatusCode::OK);
+    // Users per batch, and users × n.
+    refused(
+        post(format!(r#"{{"users": {}}}"#, ids(MAX_BATCH + 1))).await,
+        StatusCode::BAD_REQUEST,
+        "users: at most 1000 entries",
+    );
+    refused(
+        post(format!(r#"{{"users": {}, "n": 1000}}"#, ids(101))).await,
+        StatusCode::BAD_REQUEST,
+        "users × n must be at most 100000",
+    );
+    let r = post(format!(r#"{{"users": {}, "n": 1000}}"#, ids(100))).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    // Items to fold in.
+    refused(
+        post(format!(r#"{{"items": {}}}"#, ids(MAX_N + 1))).await,
+        StatusCode::BAD_REQUEST,
+        "items: at most 1000 entries, got 1001",
+    );
+    // exclude / only lists.
+    for list in ["exclude", "only"] {
+        refused(
+            post(format!(
+                r#"{{"users": ["1"], "{list}": {}}}"#,
+                ids(MAX_LIST + 1)
+            ))
+            .await,
+            StatusCode::BAD_REQUEST,
+            &format!("{list}: at most 10000 entries"),
+        );
+        let r = post(format!(
+            r#"{{"users": ["1"], "{list}": {}}}"#,
+            ids(MAX_LIST)
+        ))
+        .await;
+        assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    }
+    // The request target.
+    let long = format!("/v1/users/1/recommendations?exclude={}", "1,".repeat(4096));
+    refused(
+        call(&st, "GET", &long, None, None).await,
+        StatusCode::URI_TOO_LONG,
+        "at most 8192 bytes",
+    );
+    let path = format!("/v1/items/{}", "x".repeat(MAX_URI - "/v1/items/".len()));
+    refused(
+        call(&st, "GET", &path, None, None).await,
+        StatusCode::NOT_FOUND,
+        "unknown item",
+    );
+    // The body: size and content type.
+    refused(
+        post(format!(r#"{{"users": {}}}"#, ids(200_000))).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "length limit exceeded",
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/recommendations")
+        .body(Body::from(r#"{"users": ["1"]}"#))
+        .unwrap();
+    refused(
+        send(&st, req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Content-Type",
+    );
+    // Another method on a known path: 405, Allow kept, the error body.
+    let (s, h, v) = call(&st, "DELETE", "/v1/model", None, None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(h.get(header::ALLOW).is_some(), "{h:?}");
+    assert!(v["error"].is_string(), "{v}");
+    // A path segment that does not decode to UTF-8.
+    let r = call(&st, "GET", "/v1/items/%FF", None, None).await;
+    refused(r, StatusCode::BAD_REQUEST, "");
+}
+
+#[tokio::test]
+async fn the_unavailable_list_is_bounded_and_read_only_with_the_token() {
+    let d = tempfile::tempdir().unwrap();
+    write_model(d.path(), "a.safetensors", 1);
+    let st = AppState::new(ServeOptions {
+        model_path: point(d.path(), "a.safetensors"),
+        admin_token: Some("s3cret".into()),
+        body_limit: 64 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let put = |body: String, token: Option<&'static str>| {
+        let st = Arc::clone(&st);
+        async move { call(&st, "PUT", "/v1/availability", Some(&body), token).await }
+    };
+    let (s, _, v) = put(
+        format!(r#"{{"unavailable": {}}}"#, ids(MAX_UNAVAILABLE + 1)),
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable: at most 1000000 entries"),
+        "{v}"
+    );
+    let (s, _, v) = put(
+        format!(r#"{{"unavailable": {}}}"#, ids(MAX_UNAVAILABLE)),
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Without the token the body is not even parsed: garbage is a 401.
+    let (s, _, v) = put("{not json".into(), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // The scheme's name in any case.
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/v1/availability")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, "bearer s3cret")
+        .body(Body::from(r#"{"unavailable": []}"#))
+        .unwrap();
+    assert_eq!(send(&st, req).await.0, StatusCode::OK);
+}
+
+#[test]
+fn tokens_match_only_when_equal_whatever_the_lengths() {
+    use super::routes::tokens_match;
+    let t = "0123456789abcdef";
+    assert!(tokens_match(t, t));
+    for other in [
+        "",
+        "0",
+        "0123456789abcde",
+        "0123456789abcdeF",
+        "0123456789abcdef0",
+    ] {
+        assert!(!tokens_match(other, t), "{other}");
+    }
+}
+
+#[test]
+fn every_source_serializes_to_its_name() {
+    for s in super::api::SOURCES {
+        assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+    }
+}
+
+#[tokio::test]
+async fn a_request_past_its_timeout_is_503_with_retry_after() {
+    let d = tempfile::tempdir().unwrap();
+    write_model(d.path(), "a.safetensors", 1);
+    let st = AppState::new(ServeOptions {
+        model_path: point(d.path(), "a.safetensors"),
+        timeout: Duration::from_nanos(1),
+        ..Default::default()
+    })
+    .unwrap();
+    // The batch route runs on a blocking thread: past the deadline either
+    // the guard's timeout or the batch's own check answers.
+    let (s, h, v) = call(
+        &st,
+        "POST",
+        "/v1/recommendations",
+        Some(r#"{"users": ["1", "2"]}"#),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(h.get(header::RETRY_AFTER).unwrap(), "1");
+    assert!(v["error"].as_str().unwrap().contains("timed out"), "{v}");
+}
+
+/// What JSON Schema's `integer` allows, the body reads: `5.0`, ids up to
+/// 64 bits; what it does not is refused.
+#[tokio::test]
+async fn integers_in_bodies_read_as_the_schema_says() {
+    let d = tempfile::tempdir().unwrap();
+    let st = state(d.path(), None, 64);
+    for body in [
+        r#"{"users": ["1"], "n": 3.0}"#,
+        r#"{"users": ["1"], "n": 3, "min_history": 2.0}"#,
+        r#"{"users": [18446744073709551615, -9223372036854775808], "n": 3}"#,
+        r#"{"users": [-597.0, 1.0e19], "min_history": 1e300}"#,
+        r#"{"items": ["100", {"item": 101.0}], "n": null}"#,
+    ] {
+        let (s, _, v) = call(&st, "POST", "/v1/recommendations", Some(body), None).await;
+        assert_eq!(s, StatusCode::OK, "{body}: {v}");
+    }
+    for body in [
+        r#"{"users": ["1"], "n": 3.5}"#,
+        r#"{"users": ["1"], "n": -3}"#,
+        r#"{"users": [18446744073709551616]}"#,
+        r#"{"users": [-9223372036854775809]}"#,
+        r#"{"users": [1.5]}"#,
+        r#"{"users": ["1"], "n": 1e300}"#,
+        r#"{"users": ["1"], "min_history": -1.0}"#,
+    ] {
+        let (s, _, v) = call(&st, "POST", "/v1/recommendations", Some(body), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+}
