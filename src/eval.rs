@@ -354,7 +354,7 @@ pub fn ranking_metrics(
     let sc = Scorer {
         k: model.factors(),
         user_factors: model.user_factors(),
-        item_factors: model.item_factors(),
+        item_factors: model.scoring_item_factors(),
         // Explicit models rank by predicted rating, in which b_i matters.
         item_bias: Some(model.item_bias()),
     };

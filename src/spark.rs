@@ -209,6 +209,19 @@ pub fn check_params(p: &AlsParams) -> Result<()> {
             "Spark's ALS always scales λ by the row's entry count (drop --no-scale-reg)",
         ));
     }
+    if p.reg_exponent != 1.0
+        || p.reg_unobserved != 0.0
+        || p.unobserved_exponent != 0.0
+        || p.item_degree_beta != 0.0
+        || p.init != crate::train::als::Init::Random
+    {
+        return Err(Error::param(
+            "reg_exponent",
+            p.reg_exponent,
+            "Spark's ALS has none of the objective options (reg_exponent, reg_unobserved, \
+             unobserved_exponent, item_degree_beta, init): train natively",
+        ));
+    }
     if p.patience.is_some() {
         return Err(Error::param(
             "patience",

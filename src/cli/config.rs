@@ -167,6 +167,8 @@ pub(super) fn trainer(
                 seed: a.seed,
                 threads: a.threads,
                 patience,
+                // The objective options come from a `--params` file.
+                ..d
             };
             if !implicit && p.solver == Solver::Cg {
                 bail!("--solver cg is for implicit feedback; explicit ALS solves each row exactly (cholesky)");

@@ -153,7 +153,8 @@ pub(super) fn index(a: IndexArgs) -> Result<()> {
         .unwrap_or_else(|| score::ivf::default_clusters(model.n_items()));
     let t0 = std::time::Instant::now();
     let lists = model.lists();
-    let idx = score::ivf::IvfIndex::build(lists.item_factors(), lists.factors(), c, a.seed)?;
+    let idx =
+        score::ivf::IvfIndex::build(lists.scoring_item_factors(), lists.factors(), c, a.seed)?;
     let out = score::ivf_path(&file);
     idx.save(&out, &model.meta().data.fingerprint)?;
     println!(

@@ -51,6 +51,12 @@ pub struct ModelMeta {
     /// run's shortened schedule was derived from (`{"algorithm", "params"}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params_base: Option<serde_json::Value>,
+    /// Lists rank item i by (p·q_i)·d_i^β, d_i its training count: a score
+    /// rescale by item degree that every scoring path applies
+    /// ([`Model::scoring_item_factors`](super::Model::scoring_item_factors)).
+    /// Unset (or 0): plain p·q_i.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_degree_beta: Option<f32>,
 }
 
 impl ModelMeta {
@@ -87,6 +93,7 @@ impl ModelMeta {
             best_epoch,
             warm_start: None,
             params_base: None,
+            item_degree_beta: None,
         }
     }
 }
@@ -157,6 +164,29 @@ pub struct FoldInRule {
     pub confidence: Confidence,
     /// ε of the log confidence.
     pub eps: f32,
+    /// ν of the frequency-scaled λ: reg · (n + offset)^ν (with `scale_reg`).
+    pub reg_exponent: f32,
+    /// α₀ · |I|: the unobserved mass added to a user's count n.
+    pub reg_offset: f32,
+    /// ω of the popularity-weighted unobserved entries (see [`unobserved_weights`]).
+    pub unobserved_exponent: f32,
+}
+
+/// Weights of the unobserved entries by item popularity (eALS, He et al.,
+/// SIGIR 2016): w_i ∝ f_i^ω over training counts f_i, scaled to mean 1 so
+/// ω = 0 is plain implicit ALS (every w_i = 1). Items without training
+/// entries count as 1. `None` when ω = 0: callers then take the plain path.
+pub fn unobserved_weights(counts: &[f32], omega: f32) -> Option<Vec<f32>> {
+    if omega == 0.0 || counts.is_empty() {
+        return None;
+    }
+    let mut w: Vec<f64> = counts
+        .iter()
+        .map(|&f| f64::from(f.max(1.0)).powf(f64::from(omega)))
+        .collect();
+    let mean = w.iter().sum::<f64>() / w.len() as f64;
+    w.iter_mut().for_each(|v| *v /= mean);
+    Some(w.into_iter().map(|v| v as f32).collect())
 }
 
 impl FoldInRule {
@@ -166,6 +196,9 @@ impl FoldInRule {
         alpha: 1.0,
         confidence: Confidence::Linear,
         eps: 1.0,
+        reg_exponent: 1.0,
+        reg_offset: 0.0,
+        unobserved_exponent: 0.0,
     };
 
     /// The rule stored in `meta`: an implicit ALS model's own parameters
@@ -193,6 +226,9 @@ impl FoldInRule {
                 .and_then(|v| serde_json::from_value(v.clone()).ok())
                 .unwrap_or(d.confidence),
             eps: num("eps", d.eps),
+            reg_exponent: num("reg_exponent", d.reg_exponent),
+            reg_offset: num("reg_unobserved", 0.0) * meta.n_items as f32,
+            unobserved_exponent: num("unobserved_exponent", d.unobserved_exponent),
         }
     }
 
@@ -205,13 +241,29 @@ impl FoldInRule {
         .max(0.0)
     }
 
-    /// λ for a row of `n` entries.
+    /// λ for a row of `n` entries: reg · (n + offset)^ν with `scale_reg`
+    /// (Rendle et al., RecSys 2022), reg · n at the defaults.
     pub fn lambda(&self, n: f32) -> f32 {
-        if self.scale_reg {
-            self.reg * n
-        } else {
-            self.reg
-        }
+        frequency_lambda(
+            self.reg,
+            self.scale_reg,
+            self.reg_exponent,
+            self.reg_offset,
+            n,
+        )
+    }
+}
+
+/// The frequency-scaled λ of a row of `n` entries, shared by training and
+/// fold-in so the two agree: reg · (n + offset)^ν when scaled, else reg.
+/// ν = 1 with no offset is reg · n exactly (no `powf`, the plain path).
+pub fn frequency_lambda(reg: f32, scaled: bool, nu: f32, offset: f32, n: f32) -> f32 {
+    if !scaled {
+        reg
+    } else if nu == 1.0 && offset == 0.0 {
+        reg * n
+    } else {
+        reg * (n + offset).powf(nu)
     }
 }
 

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use crate::interactions::{Csr, IdMap, Interactions};
 use crate::linalg::dot;
 pub use file::Buf;
-pub use meta::{Confidence, DataInfo, EpochReport, FoldInRule, ModelMeta, WarmStartInfo};
+pub use meta::{
+    frequency_lambda, unobserved_weights, Confidence, DataInfo, EpochReport, FoldInRule, ModelMeta,
+    WarmStartInfo,
+};
 
 /// The `format` field every model file carries.
 pub const FORMAT: &str = "recsys-model";
@@ -147,6 +150,8 @@ pub struct Model {
 pub(crate) struct Cache {
     pub gram: std::sync::OnceLock<Vec<f32>>,
     pub item_norms: std::sync::OnceLock<Vec<f32>>,
+    pub unobserved: std::sync::OnceLock<Option<Vec<f32>>>,
+    pub scoring: std::sync::OnceLock<Option<Vec<f32>>>,
 }
 
 impl Model {
@@ -316,11 +321,60 @@ impl Model {
         (self.seen_indptr[u as usize + 1] - self.seen_indptr[u as usize]) as usize
     }
 
-    /// YᵀY of the item factors (k × k), computed once.
+    /// YᵀY of the item factors (k × k), computed once: fold-in's Gramian,
+    /// so it is Σ_i w_i y_i y_iᵀ for a model trained with popularity-weighted
+    /// unobserved entries (see [`Self::unobserved_weights`]).
     pub fn item_gram(&self) -> &[f32] {
         self.cache
             .gram
-            .get_or_init(|| crate::linalg::gram(&self.item_factors, self.k))
+            .get_or_init(|| match self.unobserved_weights() {
+                None => crate::linalg::gram(&self.item_factors, self.k),
+                Some(w) => {
+                    let mut scaled = self.item_factors.to_vec();
+                    for (row, &wi) in scaled.chunks_exact_mut(self.k).zip(w) {
+                        let r = wi.sqrt();
+                        row.iter_mut().for_each(|v| *v *= r);
+                    }
+                    crate::linalg::gram(&scaled, self.k)
+                }
+            })
+    }
+
+    /// The weights w_i of the unobserved entries this model was trained with
+    /// (eALS), from its training counts; `None` for uniform weights.
+    pub fn unobserved_weights(&self) -> Option<&[f32]> {
+        self.cache
+            .unobserved
+            .get_or_init(|| {
+                let omega = FoldInRule::of(&self.meta).unobserved_exponent;
+                unobserved_weights(&self.item_popularity, omega)
+            })
+            .as_deref()
+    }
+
+    /// The item factors that lists rank with: q_i · d_i^β when the model
+    /// has a score rescale by item degree (`item_degree_beta`, d_i the
+    /// training count, at least 1), else the item factors themselves. As
+    /// d_i^β > 0, ranking by p·(d_i^β q_i) is ranking by (p·q_i)·d_i^β, so
+    /// recommend, serve, eval, recommend-all and the IVF index all apply the
+    /// rescale by reading these. Similar items and fold-in use the raw factors.
+    pub fn scoring_item_factors(&self) -> &[f32] {
+        let beta = self.meta.item_degree_beta.unwrap_or(0.0);
+        if beta == 0.0 {
+            return &self.item_factors;
+        }
+        self.cache
+            .scoring
+            .get_or_init(|| {
+                let mut q = self.item_factors.to_vec();
+                for (row, &d) in q.chunks_exact_mut(self.k).zip(self.item_popularity.iter()) {
+                    let s = d.max(1.0).powf(beta);
+                    row.iter_mut().for_each(|v| *v *= s);
+                }
+                Some(q)
+            })
+            .as_deref()
+            .unwrap_or(&self.item_factors)
     }
 
     /// Euclidean norm of each item vector, computed once.

@@ -30,7 +30,7 @@ pub fn recommend_index_ivf(
     let skip = |i: u32| filters.blocks(i) || seen.binary_search(&i).is_ok();
     let mut picks = index.search(
         model.user_vector(u),
-        model.item_factors(),
+        model.scoring_item_factors(),
         Some(model.item_bias()),
         n,
         probe,

@@ -36,7 +36,7 @@ pub fn recommend_all(
     let model = model.lists();
     let k = model.factors();
     let ni = model.n_items();
-    let items = ArrayView2::from_shape((ni, k), model.item_factors())
+    let items = ArrayView2::from_shape((ni, k), model.scoring_item_factors())
         .expect("item factors are n_items × k");
     let implicit = model.meta().implicit;
     // Per-item addend: the item bias, or −∞ for a blocked item, so blocking

@@ -69,15 +69,19 @@ pub fn fold_in(model: &Model, given: &[(String, Option<f32>)]) -> Result<FoldIn>
         let lambda = rule.lambda(n);
         let mut a: Vec<f64> = model.item_gram().iter().map(|&v| v as f64).collect();
         let mut b = vec![0f32; k];
+        // The weight an observed entry has on top of its confidence: 1, or
+        // the item's unobserved weight when the model was trained with them.
+        let w = model.unobserved_weights();
         for &(i, v) in &pairs {
             let c = conf(v.unwrap_or(1.0));
+            let base = w.map_or(1.0, |w| w[i as usize]);
             let y = model.item_vector(i);
             for r in 0..k {
                 let w = (c * y[r]) as f64;
                 for (col, &yc) in y.iter().enumerate() {
                     a[r * k + col] += w * yc as f64;
                 }
-                b[r] += (1.0 + c) * y[r];
+                b[r] += (base + c) * y[r];
             }
         }
         for j in 0..k {

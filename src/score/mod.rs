@@ -254,7 +254,7 @@ pub fn recommend_vector(
     SCORES.with(|buf| {
         let mut s = buf.borrow_mut();
         s.resize(model.n_items(), 0.0);
-        row_dots(model.item_factors(), p, &mut s);
+        row_dots(model.scoring_item_factors(), p, &mut s);
         for (x, &b) in s.iter_mut().zip(ib) {
             *x += base + b;
         }

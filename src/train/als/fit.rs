@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use super::maths::{implicit_loss, rmse_rows, valid_rmse, Solve};
-use super::{AlsValidParams, Confidence};
+use super::maths::{implicit_loss, rmse_rows, valid_rmse, Solve, Unobserved};
+use super::{AlsValidParams, Confidence, Init};
 use crate::error::Result;
 use crate::interactions::Interactions;
-use crate::model::Model;
+use crate::model::{unobserved_weights, Model};
 use crate::train::common::{check_fit, value_range, with_threads, Fitted};
 use crate::train::{warm, EarlyStop, EpochReport, RankCheck, Validation};
 
@@ -62,6 +62,13 @@ impl AlsValidParams {
             let start = warm::start(train, k, p.init_std, p.seed, p.implicit, mu, prev)?;
             let warm = start.info;
             let (mut uf, mut itf) = (start.uf, start.itf);
+            // A cold start may take its item factors from the SVD of the
+            // normalised matrix; a warm start keeps what it carried over.
+            if p.implicit && p.init == Init::Svd && prev.is_none() {
+                if let Some(y) = super::svd::item_start(&by_user, &by_item, k, p.init_std, p.seed) {
+                    itf = y;
+                }
+            }
             let range = value_range(&train.values);
 
             let valid = valid.filter(|v| !v.is_empty());
@@ -80,15 +87,25 @@ impl AlsValidParams {
                 implicit: p.implicit,
                 solver: p.solver,
                 cg_steps: p.cg_steps,
+                reg_exponent: p.reg_exponent,
+                reg_unobserved: p.reg_unobserved,
             };
+            // eALS: the unobserved entries weighted by item popularity.
+            let counts: Vec<f32> = train.item_counts().into_iter().map(|c| c as f32).collect();
+            let weights = if p.implicit {
+                unobserved_weights(&counts, p.unobserved_exponent)
+            } else {
+                None
+            };
+            let (user_side, item_side) = Unobserved::sides(weights.as_deref());
             // Explicit ALS learns user and item biases with the factors.
             let (mut ub, mut ib) = (start.bu, start.bi);
             let began = Instant::now();
             for epoch in 1..=p.epochs {
                 let t0 = Instant::now();
                 if p.implicit {
-                    solve.sweep(&mut uf, &itf, &by_user);
-                    solve.sweep(&mut itf, &uf, &by_item);
+                    solve.sweep(&mut uf, &itf, &by_user, user_side);
+                    solve.sweep(&mut itf, &uf, &by_item, item_side);
                 } else {
                     solve.sweep_biased(&mut uf, &mut ub, &itf, &ib, &by_user);
                     solve.sweep_biased(&mut itf, &mut ib, &uf, &ub, &by_item);
@@ -108,8 +125,14 @@ impl AlsValidParams {
                     // The loss costs about a quarter of a CG sweep, so it is
                     // paid only when per-epoch monitoring was asked for.
                     if valid.is_some() {
-                        report.train_loss =
-                            Some(implicit_loss(&uf, &itf, &by_user, &by_item, &solve));
+                        report.train_loss = Some(implicit_loss(
+                            &uf,
+                            &itf,
+                            &by_user,
+                            &by_item,
+                            &solve,
+                            weights.as_deref(),
+                        ));
                     }
                     if let Some(rc) = &rank_check {
                         let (pr, nd) = rc.measure(k, &uf, &itf, None);
@@ -134,7 +157,8 @@ impl AlsValidParams {
             }
             // The model is built from `train`; the rows are no longer needed.
             drop((by_user, by_item));
-            Ok(Fitted {
+            let beta = p.item_degree_beta;
+            let mut model = Fitted {
                 algorithm: if p.implicit { "als-implicit" } else { "als" },
                 implicit: p.implicit,
                 factors: k,
@@ -150,7 +174,11 @@ impl AlsValidParams {
                 global_mean: mu,
                 train,
             }
-            .into_model())
+            .into_model();
+            // The score rescale lives in the metadata, where every scoring
+            // path reads it.
+            model.meta_mut().item_degree_beta = (p.implicit && beta != 0.0).then_some(beta);
+            Ok(model)
         })?
     }
 }

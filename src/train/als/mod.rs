@@ -15,14 +15,24 @@
 //! reference). Explicit: (Σ_{i∈u} y_i y_iᵀ + λ_u I) x_u = Σ_{i∈u} (r_ui − μ) y_i.
 //! With `scale_reg` (default), λ_u = reg · n_u as in Spark's ALS.
 //!
+//! Implicit ALS's objective options (all off by default): the
+//! frequency-scaled λ = reg·(n_u + α₀·|I|)^ν of Rendle et al. (RecSys 2022),
+//! unobserved entries weighted by item popularity (eALS, He et al., SIGIR
+//! 2016: a weighted Gramian), a score rescale by item degree d_i^β stored in
+//! the model, and first item factors from a randomised SVD of the
+//! degree-normalised matrix. From k = 128 on, CG runs on blocks of rows with
+//! the Gramian products as GEMMs.
+//!
 //! Files: `params` (the parameters and their checks), `fit` (the sweep
-//! loop), `maths` (the row solvers, the sweeps and the losses).
+//! loop), `maths` (the row solvers, the sweeps and the losses), `svd` (the
+//! SVD start).
 
 mod fit;
 mod maths;
 mod params;
+mod svd;
 #[cfg(test)]
 mod tests;
 
 pub use crate::model::Confidence;
-pub use params::{AlsParams, AlsValidParams, Solver};
+pub use params::{AlsParams, AlsValidParams, Init, Solver};

@@ -14,6 +14,18 @@ pub enum Solver {
     Cg,
 }
 
+/// How a cold fit's first item factors are drawn.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Seeded normal draws of std `init_std`.
+    #[default]
+    Random,
+    /// The top-k right singular subspace of D_U^-½ R D_I^-½ (randomised
+    /// SVD), at the norm of the random start (implicit only).
+    Svd,
+}
+
 /// Parameters of the ALS trainer.
 ///
 /// | Name | Default | Purpose | Range |
@@ -27,6 +39,11 @@ pub enum Solver {
 /// | confidence | linear | `linear` 1 + αr or `log` 1 + α ln(1 + r/ε) | |
 /// | eps | 1.0 | ε of the log confidence | > 0 |
 /// | solver | cg | `cg` (implicit only) or `cholesky` (exact) | |
+/// | reg_exponent | 1 | ν of the frequency-scaled λ = reg · (n + α₀·N)^ν (Rendle et al., RecSys 2022; N the other side's count) | 0..=2 |
+/// | reg_unobserved | 0 | α₀ of that λ | ≥ 0 |
+/// | unobserved_exponent | 0 | ω: unobserved entries weigh w_i ∝ f_i^ω, mean 1 (eALS, He et al., SIGIR 2016) | -1..=2 |
+/// | item_degree_beta | 0 | β: lists rank by (p·q_i)·d_i^β, stored in the model | -2..=2 |
+/// | init | random | `random` or `svd`: first item factors from a randomised SVD of D_U^-½ R D_I^-½ (implicit) | |
 /// | cg_steps | 2 | conjugate-gradient steps per row and sweep (warm-started, so 2 suffice: P@10 0.2706 vs 0.2714 with 3 on ml-1m) | 1..=64 |
 /// | init_std | 0.01 | std-dev of the initial factors | ≥ 0 |
 /// | seed | 42 | RNG seed | any |
@@ -48,6 +65,22 @@ pub struct AlsParams {
     pub seed: u64,
     pub threads: Option<usize>,
     pub patience: Option<usize>,
+    // The objective options below came later: absent from older parameter
+    // files and models, they default to plain implicit ALS.
+    #[serde(default = "one")]
+    pub reg_exponent: f32,
+    #[serde(default)]
+    pub reg_unobserved: f32,
+    #[serde(default)]
+    pub unobserved_exponent: f32,
+    #[serde(default)]
+    pub item_degree_beta: f32,
+    #[serde(default)]
+    pub init: Init,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Default for AlsParams {
@@ -72,6 +105,11 @@ impl Default for AlsParams {
             seed: 42,
             threads: None,
             patience: None,
+            reg_exponent: 1.0,
+            reg_unobserved: 0.0,
+            unobserved_exponent: 0.0,
+            item_degree_beta: 0.0,
+            init: Init::Random,
         }
     }
 }
@@ -91,6 +129,11 @@ setters!(AlsParams {
     seed: u64,
     threads: Option<usize>,
     patience: Option<usize>,
+    reg_exponent: f32,
+    reg_unobserved: f32,
+    unobserved_exponent: f32,
+    item_degree_beta: f32,
+    init: Init,
 });
 
 /// [`AlsParams`] that passed [`AlsParams::check`]; only these can fit.
@@ -143,6 +186,23 @@ impl AlsParams {
         check_in("cg_steps", p.cg_steps, 1..=64)?;
         check_non_negative("init_std", p.init_std)?;
         check_run(p.threads, p.patience)?;
+        check_range("reg_exponent", p.reg_exponent, 0.0, 2.0)?;
+        check_non_negative("reg_unobserved", p.reg_unobserved)?;
+        check_range("unobserved_exponent", p.unobserved_exponent, -1.0, 2.0)?;
+        check_range("item_degree_beta", p.item_degree_beta, -2.0, 2.0)?;
+        let plain = p.reg_exponent == 1.0
+            && p.reg_unobserved == 0.0
+            && p.unobserved_exponent == 0.0
+            && p.item_degree_beta == 0.0
+            && p.init == Init::Random;
+        if !p.implicit && !plain {
+            return Err(Error::param(
+                "reg_exponent",
+                p.reg_exponent,
+                "the objective options (reg_exponent, reg_unobserved, unobserved_exponent, \
+                 item_degree_beta, init) are for implicit ALS",
+            ));
+        }
         if !p.implicit && p.solver == Solver::Cg {
             return Err(Error::param(
                 "solver",
@@ -161,5 +221,14 @@ impl AlsParams {
 impl AlsValidParams {
     pub fn params(&self) -> &AlsParams {
         &self.0
+    }
+}
+
+/// `v` within `lo..=hi` (and finite), else an error naming the parameter.
+fn check_range(name: &'static str, v: f32, lo: f32, hi: f32) -> Result<()> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::param(name, v, format!("must be within {lo}..={hi}")))
     }
 }
