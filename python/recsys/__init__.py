@@ -349,7 +349,11 @@ class _Trainer:
     _algo = ""
     _ROWS: List[Tuple[str, str, str]] = []
     _TYPES: Dict[str, type] = {}
-    _CHOICES: Dict[str, Tuple[str, ...]] = {"confidence": ("linear", "log"), "solver": ("cg", "cholesky")}
+    _CHOICES: Dict[str, Tuple[str, ...]] = {
+        "confidence": ("linear", "log"),
+        "solver": ("cg", "cholesky"),
+        "init": ("random", "svd"),
+    }
 
     def __init__(self, **params: Any) -> None:
         self._list_head = bool(params.pop("list_head", False))
@@ -456,11 +460,14 @@ class SGD(_Trainer):
         ("seed", "RNG seed (shuffles and initial factors)", "any"),
         ("threads", "worker threads", "≥ 1"),
         ("patience", "early stopping on validation RMSE (needs `validation`)", "≥ 1"),
+        ("biases", "learn μ, b_u and b_i; without them r̂ = p_u·q_i on the raw values", ""),
+        ("adagrad", "per-row AdaGrad steps (`learning_rate` is then AdaGrad's η)", ""),
+        ("lead_factors", "the first epoch trains only the first this many factors (0: all)", "0..=factors"),
     ]
     _TYPES = {
         "factors": int, "epochs": int, "learning_rate": float, "lr_decay": float,
         "reg_factors": float, "reg_bias": float, "init_std": float, "seed": int,
-        "threads": int, "patience": int,
+        "threads": int, "patience": int, "biases": bool, "adagrad": bool, "lead_factors": int,
     }
 
     def __init__(
@@ -475,12 +482,16 @@ class SGD(_Trainer):
         seed: Any = _UNSET,
         threads: Any = _UNSET,
         patience: Any = _UNSET,
+        biases: Any = _UNSET,
+        adagrad: Any = _UNSET,
+        lead_factors: Any = _UNSET,
         list_head: bool = False,
     ) -> None:
         super().__init__(
             factors=factors, epochs=epochs, learning_rate=learning_rate, lr_decay=lr_decay,
             reg_factors=reg_factors, reg_bias=reg_bias, init_std=init_std, seed=seed,
-            threads=threads, patience=patience, list_head=list_head,
+            threads=threads, patience=patience, biases=biases, adagrad=adagrad,
+            lead_factors=lead_factors, list_head=list_head,
         )
 
 
@@ -513,11 +524,18 @@ class ALS(_Trainer):
         ("seed", "RNG seed", "any"),
         ("threads", "worker threads", "≥ 1"),
         ("patience", "early stopping on the validation metric (needs `validation`)", "≥ 1"),
+        ("reg_exponent", "ν of the frequency-scaled λ = reg · (n + α₀·N)^ν", "0..=2"),
+        ("reg_unobserved", "α₀ of that λ", "≥ 0"),
+        ("unobserved_exponent", "ω: unobserved entries weigh w_i ∝ f_i^ω, mean 1", "-1..=2"),
+        ("item_degree_beta", "β: lists rank by (p·q_i)·d_i^β, stored in the model", "-2..=2"),
+        ("init", "`random` or `svd` (first item factors from a randomised SVD; implicit)", ""),
     ]
     _TYPES = {
         "factors": int, "epochs": int, "implicit": bool, "reg": float, "scale_reg": bool,
         "alpha": float, "confidence": str, "eps": float, "solver": str, "cg_steps": int,
         "init_std": float, "seed": int, "threads": int, "patience": int,
+        "reg_exponent": float, "reg_unobserved": float, "unobserved_exponent": float,
+        "item_degree_beta": float, "init": str,
     }
 
     def __init__(
@@ -536,6 +554,11 @@ class ALS(_Trainer):
         seed: Any = _UNSET,
         threads: Any = _UNSET,
         patience: Any = _UNSET,
+        reg_exponent: Any = _UNSET,
+        reg_unobserved: Any = _UNSET,
+        unobserved_exponent: Any = _UNSET,
+        item_degree_beta: Any = _UNSET,
+        init: Any = _UNSET,
         list_head: bool = False,
     ) -> None:
         if not isinstance(implicit, (bool, np.bool_)):
@@ -545,7 +568,9 @@ class ALS(_Trainer):
             factors=factors, epochs=epochs, reg=reg, scale_reg=scale_reg, alpha=alpha,
             confidence=confidence, eps=eps, solver=solver, cg_steps=cg_steps,
             init_std=init_std, seed=seed, threads=threads, patience=patience,
-            list_head=list_head,
+            reg_exponent=reg_exponent, reg_unobserved=reg_unobserved,
+            unobserved_exponent=unobserved_exponent, item_degree_beta=item_degree_beta,
+            init=init, list_head=list_head,
         )
         if self._list_head and self._implicit:
             raise ValueError(

@@ -105,6 +105,9 @@ class SGD(_Trainer):
         seed: int = ...,
         threads: Optional[int] = ...,
         patience: Optional[int] = ...,
+        biases: bool = ...,
+        adagrad: bool = ...,
+        lead_factors: int = ...,
         list_head: bool = ...,
     ) -> None: ...
 
@@ -125,6 +128,11 @@ class ALS(_Trainer):
         seed: int = ...,
         threads: Optional[int] = ...,
         patience: Optional[int] = ...,
+        reg_exponent: float = ...,
+        reg_unobserved: float = ...,
+        unobserved_exponent: float = ...,
+        item_degree_beta: float = ...,
+        init: str = ...,
         list_head: bool = ...,
     ) -> None: ...
 
