@@ -280,15 +280,16 @@ pub fn gram(y: &[f32], k: usize) -> Vec<f32> {
     g.into_raw_vec_and_offset().0
 }
 
-/// Solves A z = b for symmetric positive-definite A (k × k, row-major, f64,
-/// overwritten by its Cholesky factor). `None` if A is not positive definite.
-pub fn cholesky_solve(a: &mut [f64], b: &[f32], k: usize) -> Option<Vec<f64>> {
+/// Overwrites the lower triangle of symmetric A (k × k, row-major, f64)
+/// with its Cholesky factor L (A = L Lᵀ). `None` if a pivot is at most
+/// `min_pivot` or not finite (A not positive definite, or too close to it).
+pub fn cholesky_factor(a: &mut [f64], k: usize, min_pivot: f64) -> Option<()> {
     for j in 0..k {
         let mut d = a[j * k + j];
         for m in 0..j {
             d -= a[j * k + m] * a[j * k + m];
         }
-        if d <= 0.0 || !d.is_finite() {
+        if d <= min_pivot || !d.is_finite() {
             return None;
         }
         let d = d.sqrt();
@@ -301,6 +302,13 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f32], k: usize) -> Option<Vec<f64>> {
             a[i * k + j] = v / d;
         }
     }
+    Some(())
+}
+
+/// Solves A z = b for symmetric positive-definite A (k × k, row-major, f64,
+/// overwritten by its Cholesky factor). `None` if A is not positive definite.
+pub fn cholesky_solve(a: &mut [f64], b: &[f32], k: usize) -> Option<Vec<f64>> {
+    cholesky_factor(a, k, 0.0)?;
     // Forward then back substitution with L and Lᵀ.
     let mut z: Vec<f64> = b.iter().map(|&v| v as f64).collect();
     for i in 0..k {

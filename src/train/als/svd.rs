@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use crate::interactions::Csr;
-use crate::linalg::gram;
+use crate::linalg::{cholesky_factor, gram};
 
 /// Item factors (I × k) spanning the top-k right singular subspace of M, or
 /// `None` when the subspace is rank-deficient (fewer items or users than
@@ -68,24 +68,9 @@ fn multiply(rows: &Csr, row_scale: &[f32], col_scale: &[f32], x: &[f32], k: usiz
 fn orthonormalise(a: &mut [f32], k: usize) -> Option<()> {
     let g = gram(a, k);
     let mut l: Vec<f64> = g.iter().map(|&v| v as f64).collect();
-    for j in 0..k {
-        let mut d = l[j * k + j];
-        for m in 0..j {
-            d -= l[j * k + m] * l[j * k + m];
-        }
-        if d <= 1e-12 * l[0].abs().max(1e-30) || !d.is_finite() {
-            return None;
-        }
-        let d = d.sqrt();
-        l[j * k + j] = d;
-        for i in j + 1..k {
-            let mut v = l[i * k + j];
-            for m in 0..j {
-                v -= l[i * k + m] * l[j * k + m];
-            }
-            l[i * k + j] = v / d;
-        }
-    }
+    // A (near) rank deficit: a pivot under 1e-12 of L's first diagonal entry.
+    let min_pivot = 1e-12 * l.first().map_or(0.0, |v| v.abs().sqrt()).max(1e-30);
+    cholesky_factor(&mut l, k, min_pivot)?;
     // Each row q solves L qᵀ = aᵀ (forward substitution).
     a.par_chunks_mut(k).for_each_init(
         || vec![0f64; k],
