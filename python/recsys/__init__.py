@@ -327,7 +327,7 @@ def _as_ids(a: np.ndarray) -> Any:
 _UNSET = object()
 
 
-def _table(rows: List[Tuple[str, str, str]], defaults: Dict[str, Any]) -> str:
+def _table(rows: List[Tuple[str, type, str, str]], defaults: Dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         if v is None:
             return "None"
@@ -337,7 +337,7 @@ def _table(rows: List[Tuple[str, str, str]], defaults: Dict[str, Any]) -> str:
         "| Name | Default | Purpose | Range |",
         "|---|---|---|---|",
     ]
-    for name, purpose, rng in rows:
+    for name, _, purpose, rng in rows:
         d = "all cores" if name == "threads" and defaults.get(name) is None else fmt(defaults.get(name))
         lines.append(f"| {name} | {d} | {purpose} | {rng} |")
     return "\n".join(lines)
@@ -347,8 +347,9 @@ class _Trainer:
     """Common part of :class:`SGD`, :class:`ALS` and :class:`BPR`."""
 
     _algo = ""
-    _ROWS: List[Tuple[str, str, str]] = []
-    _TYPES: Dict[str, type] = {}
+    # (name, type, purpose, range): the help table and the coercion both
+    # read it, so a parameter is declared once.
+    _ROWS: List[Tuple[str, type, str, str]] = []
     _CHOICES: Dict[str, Tuple[str, ...]] = {
         "confidence": ("linear", "log"),
         "solver": ("cg", "cholesky"),
@@ -371,7 +372,7 @@ class _Trainer:
         return json.loads(_recsys.default_params(self._algo))
 
     def _coerce(self, name: str, v: Any) -> Any:
-        t = self._TYPES[name]
+        t = next(r[1] for r in self._ROWS if r[0] == name)
         if v is None:
             if name in ("threads", "patience"):
                 return None
@@ -450,25 +451,20 @@ class SGD(_Trainer):
 
     _algo = "sgd"
     _ROWS = [
-        ("factors", "latent dimensions k", "1..=4096"),
-        ("epochs", "passes over the data", "1..=10000"),
-        ("learning_rate", "step size of the first epoch", "(0, 1]"),
-        ("lr_decay", "step size multiplier per epoch", "(0, 1]"),
-        ("reg_factors", "L2 penalty on p_u and q_i", "≥ 0"),
-        ("reg_bias", "L2 penalty on b_u and b_i", "≥ 0"),
-        ("init_std", "std-dev of the normal initial factors", "≥ 0"),
-        ("seed", "RNG seed (shuffles and initial factors)", "any"),
-        ("threads", "worker threads", "≥ 1"),
-        ("patience", "early stopping on validation RMSE (needs `validation`)", "≥ 1"),
-        ("biases", "learn μ, b_u and b_i; without them r̂ = p_u·q_i on the raw values", ""),
-        ("adagrad", "per-row AdaGrad steps (`learning_rate` is then AdaGrad's η)", ""),
-        ("lead_factors", "the first epoch trains only the first this many factors (0: all)", "0..=factors"),
+        ("factors", int, "latent dimensions k", "1..=4096"),
+        ("epochs", int, "passes over the data", "1..=10000"),
+        ("learning_rate", float, "step size of the first epoch", "(0, 1]"),
+        ("lr_decay", float, "step size multiplier per epoch", "(0, 1]"),
+        ("reg_factors", float, "L2 penalty on p_u and q_i", "≥ 0"),
+        ("reg_bias", float, "L2 penalty on b_u and b_i", "≥ 0"),
+        ("init_std", float, "std-dev of the normal initial factors", "≥ 0"),
+        ("seed", int, "RNG seed (shuffles and initial factors)", "any"),
+        ("threads", int, "worker threads", "≥ 1"),
+        ("patience", int, "early stopping on validation RMSE (needs `validation`)", "≥ 1"),
+        ("biases", bool, "learn μ, b_u and b_i; without them r̂ = p_u·q_i on the raw values", ""),
+        ("adagrad", bool, "per-row AdaGrad steps (`learning_rate` is then AdaGrad's η)", ""),
+        ("lead_factors", int, "the first epoch trains only the first this many factors (0: all)", "0..=factors"),
     ]
-    _TYPES = {
-        "factors": int, "epochs": int, "learning_rate": float, "lr_decay": float,
-        "reg_factors": float, "reg_bias": float, "init_std": float, "seed": int,
-        "threads": int, "patience": int, "biases": bool, "adagrad": bool, "lead_factors": int,
-    }
 
     def __init__(
         self,
@@ -510,33 +506,26 @@ class ALS(_Trainer):
 
     _algo = "als"
     _ROWS = [
-        ("factors", "latent dimensions k", "1..=1024"),
-        ("epochs", "sweeps (users then items)", "1..=10000"),
-        ("implicit", "implicit feedback (confidence-weighted) or ratings", ""),
-        ("reg", "L2 penalty λ (per entry of the row with scale_reg); implicit: follows the data unless set", "≥ 0"),
-        ("scale_reg", "λ_u = reg · n_u (Spark's weighted-λ)", ""),
-        ("alpha", "confidence scale; implicit: follows the data unless set", "> 0"),
-        ("confidence", "`linear` 1 + αr or `log` 1 + α ln(1 + r/ε)", ""),
-        ("eps", "ε of the log confidence", "> 0"),
-        ("solver", "`cg` (implicit only) or `cholesky` (exact)", ""),
-        ("cg_steps", "conjugate-gradient steps per row and sweep", "1..=64"),
-        ("init_std", "std-dev of the initial factors", "≥ 0"),
-        ("seed", "RNG seed", "any"),
-        ("threads", "worker threads", "≥ 1"),
-        ("patience", "early stopping on the validation metric (needs `validation`)", "≥ 1"),
-        ("reg_exponent", "ν of the frequency-scaled λ = reg · (n + α₀·N)^ν", "0..=2"),
-        ("reg_unobserved", "α₀ of that λ", "≥ 0"),
-        ("unobserved_exponent", "ω: unobserved entries weigh w_i ∝ f_i^ω, mean 1", "-1..=2"),
-        ("item_degree_beta", "β: lists rank by (p·q_i)·d_i^β, stored in the model", "-2..=2"),
-        ("init", "`random` or `svd` (first item factors from a randomised SVD; implicit)", ""),
+        ("factors", int, "latent dimensions k", "1..=1024"),
+        ("epochs", int, "sweeps (users then items)", "1..=10000"),
+        ("implicit", bool, "implicit feedback (confidence-weighted) or ratings", ""),
+        ("reg", float, "L2 penalty λ (per entry of the row with scale_reg); implicit: follows the data unless set", "≥ 0"),
+        ("scale_reg", bool, "λ_u = reg · n_u (Spark's weighted-λ)", ""),
+        ("alpha", float, "confidence scale; implicit: follows the data unless set", "> 0"),
+        ("confidence", str, "`linear` 1 + αr or `log` 1 + α ln(1 + r/ε)", ""),
+        ("eps", float, "ε of the log confidence", "> 0"),
+        ("solver", str, "`cg` (implicit only) or `cholesky` (exact)", ""),
+        ("cg_steps", int, "conjugate-gradient steps per row and sweep", "1..=64"),
+        ("init_std", float, "std-dev of the initial factors", "≥ 0"),
+        ("seed", int, "RNG seed", "any"),
+        ("threads", int, "worker threads", "≥ 1"),
+        ("patience", int, "early stopping on the validation metric (needs `validation`)", "≥ 1"),
+        ("reg_exponent", float, "ν of the frequency-scaled λ = reg · (n + α₀·N)^ν", "0..=2"),
+        ("reg_unobserved", float, "α₀ of that λ", "≥ 0"),
+        ("unobserved_exponent", float, "ω: unobserved entries weigh w_i ∝ f_i^ω, mean 1", "-1..=2"),
+        ("item_degree_beta", float, "β: lists rank by (p·q_i)·d_i^β, stored in the model", "-2..=2"),
+        ("init", str, "`random` or `svd` (first item factors from a randomised SVD; implicit)", ""),
     ]
-    _TYPES = {
-        "factors": int, "epochs": int, "implicit": bool, "reg": float, "scale_reg": bool,
-        "alpha": float, "confidence": str, "eps": float, "solver": str, "cg_steps": int,
-        "init_std": float, "seed": int, "threads": int, "patience": int,
-        "reg_exponent": float, "reg_unobserved": float, "unobserved_exponent": float,
-        "item_degree_beta": float, "init": str,
-    }
 
     def __init__(
         self,
@@ -590,19 +579,15 @@ class BPR(_Trainer):
 
     _algo = "bpr"
     _ROWS = [
-        ("factors", "latent dimensions k", "1..=4096"),
-        ("epochs", "passes over the positives", "1..=10000"),
-        ("learning_rate", "SGD step size", "(0, 1]"),
-        ("reg", "L2 penalty on factors and item biases", "≥ 0"),
-        ("init_std", "std-dev of the initial factors", "≥ 0"),
-        ("seed", "RNG seed", "any"),
-        ("threads", "worker threads", "≥ 1"),
-        ("patience", "early stopping on validation nDCG@10 (needs `validation`)", "≥ 1"),
+        ("factors", int, "latent dimensions k", "1..=4096"),
+        ("epochs", int, "passes over the positives", "1..=10000"),
+        ("learning_rate", float, "SGD step size", "(0, 1]"),
+        ("reg", float, "L2 penalty on factors and item biases", "≥ 0"),
+        ("init_std", float, "std-dev of the initial factors", "≥ 0"),
+        ("seed", int, "RNG seed", "any"),
+        ("threads", int, "worker threads", "≥ 1"),
+        ("patience", int, "early stopping on validation nDCG@10 (needs `validation`)", "≥ 1"),
     ]
-    _TYPES = {
-        "factors": int, "epochs": int, "learning_rate": float, "reg": float,
-        "init_std": float, "seed": int, "threads": int, "patience": int,
-    }
 
     def __init__(
         self,
