@@ -33,15 +33,23 @@ pub fn recommend_all(
     filters: &Filters,
     sink: &mut dyn FnMut(&[UserRecs]) -> Result<()>,
 ) -> Result<()> {
-    let model = model.lists();
-    let k = model.factors();
-    let ni = model.n_items();
-    let items = ArrayView2::from_shape((ni, k), model.scoring_item_factors())
-        .expect("item factors are n_items × k");
-    let implicit = model.meta().implicit;
-    // Per-item addend: the item bias, or −∞ for a blocked item, so blocking
-    // costs nothing per user.
-    let add: Vec<f32> = (0..ni as u32)
+    let add = addends(model.lists(), filters);
+    for batch in users.chunks(BATCH) {
+        sink(&score_users(model, batch, n, filters, &add))?;
+    }
+    Ok(())
+}
+
+/// Top-`n` for each of `users`, in order, held in memory: for a bounded
+/// list (a request's users), where [`recommend_all`] streams.
+pub fn recommend_users(model: &Model, users: &[u32], n: usize, filters: &Filters) -> Vec<UserRecs> {
+    score_users(model, users, n, filters, &addends(model.lists(), filters))
+}
+
+/// Per-item addend: the item bias, or −∞ for a blocked item, so blocking
+/// costs nothing per user.
+fn addends(model: &Model, filters: &Filters) -> Vec<f32> {
+    (0..model.n_items() as u32)
         .map(|i| {
             if filters.blocks(i) {
                 f32::NEG_INFINITY
@@ -49,59 +57,73 @@ pub fn recommend_all(
                 model.item_bias()[i as usize]
             }
         })
-        .collect();
+        .collect()
+}
+
+/// One matrix product per [`BLOCK`] of `users`, in parallel, then each row
+/// masked and cut to its top `n`.
+fn score_users(
+    model: &Model,
+    users: &[u32],
+    n: usize,
+    filters: &Filters,
+    add: &[f32],
+) -> Vec<UserRecs> {
+    let model = model.lists();
+    let k = model.factors();
+    let ni = model.n_items();
+    let items = ArrayView2::from_shape((ni, k), model.scoring_item_factors())
+        .expect("item factors are n_items × k");
+    let implicit = model.meta().implicit;
     // A small batch (a request of a few users) needs only as many rows.
     let rows = users.len().min(BLOCK);
-    for batch in users.chunks(BATCH) {
-        let recs: Vec<UserRecs> = batch
-            .par_chunks(BLOCK)
-            .map_init(
-                || Array2::<f32>::zeros((rows, ni)),
-                |scores, block| {
-                    let mut ub = Array2::<f32>::zeros((block.len(), k));
-                    for (mut row, &u) in ub.rows_mut().into_iter().zip(block) {
-                        row.as_slice_mut()
-                            .expect("standard layout")
-                            .copy_from_slice(model.user_vector(u));
-                    }
-                    let mut out = scores.slice_mut(s![..block.len(), ..]);
-                    general_mat_mul(1.0, &ub, &items.t(), 0.0, &mut out);
-                    block
-                        .iter()
-                        .zip(out.rows_mut())
-                        .map(|(&u, mut row)| {
-                            let row = row.as_slice_mut().expect("standard layout");
-                            for (s, a) in row.iter_mut().zip(&add) {
-                                *s += a;
+    users
+        .par_chunks(BLOCK)
+        .map_init(
+            || Array2::<f32>::zeros((rows, ni)),
+            |scores, block| {
+                let mut ub = Array2::<f32>::zeros((block.len(), k));
+                for (mut row, &u) in ub.rows_mut().into_iter().zip(block) {
+                    row.as_slice_mut()
+                        .expect("standard layout")
+                        .copy_from_slice(model.user_vector(u));
+                }
+                let mut out = scores.slice_mut(s![..block.len(), ..]);
+                general_mat_mul(1.0, &ub, &items.t(), 0.0, &mut out);
+                block
+                    .iter()
+                    .zip(out.rows_mut())
+                    .map(|(&u, mut row)| {
+                        let row = row.as_slice_mut().expect("standard layout");
+                        for (s, a) in row.iter_mut().zip(add) {
+                            *s += a;
+                        }
+                        if filters.exclude_seen {
+                            for &i in model.seen(u) {
+                                row[i as usize] = f32::NEG_INFINITY;
                             }
-                            if filters.exclude_seen {
-                                for &i in model.seen(u) {
-                                    row[i as usize] = f32::NEG_INFINITY;
-                                }
-                            }
-                            let base = if implicit {
-                                0.0
-                            } else {
-                                model.global_mean() + model.user_bias()[u as usize]
-                            };
-                            let picks = top_n(
-                                row.iter()
-                                    .enumerate()
-                                    .filter(|(_, v)| **v > f32::NEG_INFINITY)
-                                    .map(|(i, &v)| (i as u32, v + base)),
-                                n,
-                            );
-                            (u, picks)
-                        })
-                        .collect::<Vec<_>>()
-                },
-            )
-            .flatten_iter()
-            .collect();
-        sink(&recs)?;
-    }
-    Ok(())
+                        }
+                        let base = if implicit {
+                            0.0
+                        } else {
+                            model.global_mean() + model.user_bias()[u as usize]
+                        };
+                        let picks = top_n(
+                            row.iter()
+                                .enumerate()
+                                .filter(|(_, v)| **v > f32::NEG_INFINITY)
+                                .map(|(i, &v)| (i as u32, v + base)),
+                            n,
+                        );
+                        (u, picks)
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+        .flatten_iter()
+        .collect()
 }
+
 /// Where [`write_all`] writes the rows `user,rank,item,score`.
 pub enum AllSink<'a> {
     /// CSV to a stream (stdout, a socket).

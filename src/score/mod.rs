@@ -121,7 +121,7 @@ pub fn recommend(model: &Model, user: &str, o: &RecommendOptions) -> Result<RecL
 /// [`recommend`] for many users at once: one answer per user, in order.
 ///
 /// The users the model answers itself are scored together, by the blocked
-/// matrix products of [`batch::recommend_all`], which for more than a few
+/// matrix products of [`batch::recommend_users`], which for more than a few
 /// users is several times cheaper than one matrix–vector product each; the
 /// rest (unknown users, short histories) take [`recommend`]'s fallback. The
 /// lists equal [`recommend`]'s up to rounding: the product sums in another
@@ -140,31 +140,14 @@ pub fn recommend_many(model: &Model, users: &[&str], o: &RecommendOptions) -> Ve
             _ => out.push(Some(recommend(model, user, o))),
         }
     }
-    if !direct.is_empty() {
-        let idx: Vec<u32> = direct.iter().map(|&(_, u)| u).collect();
-        let mut lists: Vec<Vec<(u32, f32)>> = Vec::with_capacity(idx.len());
-        let all = batch::recommend_all(model, &idx, o.n, &o.filters, &mut |recs| {
-            lists.extend(recs.iter().map(|(_, picks)| picks.clone()));
-            Ok(())
-        });
-        match all {
-            Ok(()) => {
-                for (&(pos, u), picks) in direct.iter().zip(lists) {
-                    out[pos] = Some(Ok(RecList {
-                        user: users[pos].to_string(),
-                        source: Source::Model,
-                        items: to_scored(model, &picks, model.seen(u), o.explain),
-                    }));
-                }
-            }
-            Err(e) => {
-                // The collecting sink never fails; keep the error per user anyway.
-                let msg = e.to_string();
-                for &(pos, _) in &direct {
-                    out[pos] = Some(Err(Error::Other(msg.clone())));
-                }
-            }
-        }
+    let idx: Vec<u32> = direct.iter().map(|&(_, u)| u).collect();
+    let lists = batch::recommend_users(model, &idx, o.n, &o.filters);
+    for (&(pos, u), (_, picks)) in direct.iter().zip(lists) {
+        out[pos] = Some(Ok(RecList {
+            user: users[pos].to_string(),
+            source: Source::Model,
+            items: to_scored(model, &picks, model.seen(u), o.explain),
+        }));
     }
     out.into_iter()
         .map(|r| r.expect("every user was answered"))
