@@ -43,65 +43,139 @@ pub fn row_dots(rows: &[f32], p: &[f32], out: &mut [f32]) {
 /// products, the same four 8-lane accumulators, the same reduction tree,
 /// multiply and add rounded separately as in [`Plain`], so the results are
 /// equal bit for bit.
+///
+/// Rows go two at a time, so each load of `p` serves both (loads, not
+/// arithmetic, were the limit), and eight at a time through the reduction:
+/// the eight rows' 8-lane sums are reduced together by lane shuffles and
+/// horizontal adds that pair the lanes exactly as `dot_m`'s tree does,
+/// instead of each row's lanes going through memory and seven scalar adds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn row_dots_avx2(rows: &[f32], p: &[f32], out: &mut [f32]) {
     use std::arch::x86_64::{
-        _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_add_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_permute2f128_ps,
+        _mm256_permutevar8x32_ps, _mm256_setr_epi32, _mm256_storeu_ps,
     };
     let k = p.len();
     if k == 0 {
         out.fill(0.0);
         return;
     }
+    let n = out.len().min(rows.len() / k);
     let split = k / WIDE * WIDE;
     let split8 = split + (k - split) / LANES * LANES;
-    for (o, r) in out.iter_mut().zip(rows.chunks_exact(k)) {
-        let (rp, pp) = (r.as_ptr(), p.as_ptr());
-        // SAFETY: every load reads 8 floats at offset c with c + 8 ≤ k
-        // (c < split8 ≤ k, steps of 8 from multiples of 8), inside both `r`
-        // and `p`, which are k long; the store writes an 8-float array.
-        let (acc, tail) = unsafe {
-            let (mut a0, mut a1, mut a2, mut a3) = (
-                _mm256_setzero_ps(),
-                _mm256_setzero_ps(),
-                _mm256_setzero_ps(),
-                _mm256_setzero_ps(),
+    let tail = |r: usize| {
+        let mut t = 0f32;
+        for j in split8..k {
+            t += rows[r * k + j] * p[j];
+        }
+        t
+    };
+    let (rp, pp) = (rows.as_ptr(), p.as_ptr());
+    let mut r = 0;
+    while r + 8 <= n {
+        // SAFETY: rows r..r+8 are inside `rows` (r + 8 ≤ n ≤ rows.len() / k),
+        // `p` is k long and split8 ≤ k, as `acc_pair` requires; the store
+        // writes out[r..r + 8], inside `out` (n ≤ out.len()).
+        unsafe {
+            let row = |j: usize| rp.add((r + j) * k);
+            let (x0, x1) = acc_pair(row(0), row(1), pp, split, split8);
+            let (x2, x3) = acc_pair(row(2), row(3), pp, split, split8);
+            let (x4, x5) = acc_pair(row(4), row(5), pp, split, split8);
+            let (x6, x7) = acc_pair(row(6), row(7), pp, split, split8);
+            // [x.lo + x.hi | y.lo + y.hi]: lanes j + (j + 4) of two rows,
+            // the tree's first level.
+            let halves = |x, y| {
+                _mm256_add_ps(
+                    _mm256_permute2f128_ps::<0x20>(x, y),
+                    _mm256_permute2f128_ps::<0x31>(x, y),
+                )
+            };
+            // Two levels of horizontal adds finish the tree; the sums come
+            // out as rows 0 2 4 6 | 1 3 5 7.
+            let f = _mm256_hadd_ps(
+                _mm256_hadd_ps(halves(x0, x1), halves(x2, x3)),
+                _mm256_hadd_ps(halves(x4, x5), halves(x6, x7)),
             );
-            let mut c = 0;
-            while c < split {
-                let m = |off: usize| {
-                    _mm256_mul_ps(
-                        _mm256_loadu_ps(rp.add(c + off)),
-                        _mm256_loadu_ps(pp.add(c + off)),
-                    )
-                };
-                a0 = _mm256_add_ps(m(0), a0);
-                a1 = _mm256_add_ps(m(LANES), a1);
-                a2 = _mm256_add_ps(m(2 * LANES), a2);
-                a3 = _mm256_add_ps(m(3 * LANES), a3);
-                c += WIDE;
+            let f = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            // `dot_m` adds its scalar tail last, 0 when k is a multiple of 8
+            // (which also turns a -0 sum into +0, as here).
+            let mut t = [0f32; LANES];
+            if split8 < k {
+                for (j, tj) in t.iter_mut().enumerate() {
+                    *tj = tail(r + j);
+                }
             }
-            let mut acc = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-            while c < split8 {
-                acc = _mm256_add_ps(
-                    _mm256_mul_ps(_mm256_loadu_ps(rp.add(c)), _mm256_loadu_ps(pp.add(c))),
-                    acc,
-                );
-                c += LANES;
-            }
+            let v = _mm256_add_ps(f, _mm256_loadu_ps(t.as_ptr()));
+            _mm256_storeu_ps(out.as_mut_ptr().add(r), v);
+        }
+        r += 8;
+    }
+    while r < n {
+        // SAFETY: row r is inside `rows` (r < n), `p` is k long, split8 ≤ k;
+        // the store writes an 8-float array.
+        let l = unsafe {
+            let x = rp.add(r * k);
+            let (acc, _) = acc_pair(x, x, pp, split, split8);
             let mut l = [0f32; LANES];
             _mm256_storeu_ps(l.as_mut_ptr(), acc);
-            let mut tail = 0f32;
-            for j in split8..k {
-                tail += r[j] * p[j];
-            }
-            (l, tail)
+            l
         };
-        *o = ((acc[0] + acc[4]) + (acc[1] + acc[5]))
-            + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-            + tail;
+        out[r] = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail(r);
+        r += 1;
     }
+}
+
+/// The 8-lane sums of two rows `x` and `y` against `p` over columns
+/// `..split8`, as [`dot_m`] forms them: four accumulators over blocks of 32
+/// columns, joined as (a0 + a1) + (a2 + a3), then one accumulator over
+/// blocks of 8.
+///
+/// # Safety
+/// AVX2 must be available; `x`, `y` and `p` must each point to at least
+/// `split8` readable floats; `split` ≤ `split8` must both be multiples of 8,
+/// `split` of 32.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn acc_pair(
+    x: *const f32,
+    y: *const f32,
+    p: *const f32,
+    split: usize,
+    split8: usize,
+) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::{_mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps};
+    let z = _mm256_setzero_ps();
+    let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+    let (mut b0, mut b1, mut b2, mut b3) = (z, z, z, z);
+    let mut c = 0;
+    // SAFETY (all loads): offsets c + off + 8 ≤ split8, inside the k floats
+    // the caller vouches for.
+    while c < split {
+        let q0 = _mm256_loadu_ps(p.add(c));
+        a0 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x.add(c)), q0), a0);
+        b0 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.add(c)), q0), b0);
+        let q1 = _mm256_loadu_ps(p.add(c + LANES));
+        a1 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x.add(c + LANES)), q1), a1);
+        b1 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.add(c + LANES)), q1), b1);
+        let q2 = _mm256_loadu_ps(p.add(c + 2 * LANES));
+        a2 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x.add(c + 2 * LANES)), q2), a2);
+        b2 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.add(c + 2 * LANES)), q2), b2);
+        let q3 = _mm256_loadu_ps(p.add(c + 3 * LANES));
+        a3 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x.add(c + 3 * LANES)), q3), a3);
+        b3 = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.add(c + 3 * LANES)), q3), b3);
+        c += WIDE;
+    }
+    let mut a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    let mut b = _mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3));
+    while c < split8 {
+        let q = _mm256_loadu_ps(p.add(c));
+        a = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x.add(c)), q), a);
+        b = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.add(c)), q), b);
+        c += LANES;
+    }
+    (a, b)
 }
 
 #[inline(always)]
@@ -333,7 +407,7 @@ mod tests {
     #[test]
     fn row_dots_equal_dot_row_by_row() {
         // Odd widths (not multiples of 8 or 32) and a NaN row.
-        for k in [1usize, 7, 31, 33, 64, 100] {
+        for k in [1usize, 7, 8, 31, 32, 33, 64, 100] {
             let n = 37;
             let rows: Vec<f32> = (0..n * k)
                 .map(|v| ((v * 37 % 101) as f32 - 50.0) / 17.0)

@@ -51,33 +51,76 @@ impl Ord for Cand {
 
 /// The `n` best (index, score) pairs, best first.
 pub fn top_n(scores: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f32)> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut heap: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::with_capacity(n.min(4096) + 1);
-    // Score of the worst kept candidate: most items fall below it and are
-    // rejected by one float comparison.
-    let mut floor = f32::NEG_INFINITY;
+    let mut t = TopN::new(n);
     for (i, s) in scores {
-        if s < floor || s.is_nan() {
-            continue;
-        }
-        if heap.len() < n {
-            heap.push(std::cmp::Reverse(Cand(s, i)));
-            if heap.len() == n {
-                floor = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
-            }
-        } else if let Some(worst) = heap.peek() {
-            if Cand(s, i) > worst.0 {
-                heap.pop();
-                heap.push(std::cmp::Reverse(Cand(s, i)));
-                floor = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+        t.offer(i, s);
+    }
+    t.finish()
+}
+
+/// [`top_n`] of `scores[i]` for every index `i`, NaN meaning "not a
+/// candidate". Equal to `top_n(scores.iter().enumerate() …)`; it is faster
+/// because once `n` are kept most blocks of 16 scores hold nothing at or
+/// above the worst kept one, which one vectorised comparison per block
+/// shows, and such a block is passed over whole.
+pub fn top_n_slice(scores: &[f32], n: usize) -> Vec<(u32, f32)> {
+    const BLOCK: usize = 16;
+    let mut t = TopN::new(n);
+    for (b, chunk) in scores.chunks(BLOCK).enumerate() {
+        let floor = t.floor;
+        // `|` rather than `any`: no early exit, so the loop vectorises. NaN
+        // compares false and so never makes a block a candidate.
+        if chunk.iter().fold(false, |a, &x| a | (x >= floor)) {
+            for (j, &x) in chunk.iter().enumerate() {
+                t.offer((b * BLOCK + j) as u32, x);
             }
         }
     }
-    let mut out: Vec<(u32, f32)> = heap.into_iter().map(|r| (r.0 .1, r.0 .0)).collect();
-    out.sort_by_key(|&(i, s)| std::cmp::Reverse(Cand(s, i)));
-    out
+    t.finish()
+}
+
+/// A bounded min-heap of the best `n` candidates so far.
+struct TopN {
+    heap: BinaryHeap<std::cmp::Reverse<Cand>>,
+    n: usize,
+    /// Score of the worst kept candidate once `n` are kept: most items fall
+    /// below it and are rejected by one float comparison.
+    floor: f32,
+}
+
+impl TopN {
+    fn new(n: usize) -> TopN {
+        TopN {
+            heap: BinaryHeap::with_capacity(n.min(4096) + 1),
+            n,
+            floor: f32::NEG_INFINITY,
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, i: u32, s: f32) {
+        if self.n == 0 || s < self.floor || s.is_nan() {
+            return;
+        }
+        if self.heap.len() < self.n {
+            self.heap.push(std::cmp::Reverse(Cand(s, i)));
+            if self.heap.len() == self.n {
+                self.floor = self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+            }
+        } else if let Some(worst) = self.heap.peek() {
+            if Cand(s, i) > worst.0 {
+                self.heap.pop();
+                self.heap.push(std::cmp::Reverse(Cand(s, i)));
+                self.floor = self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<(u32, f32)> {
+        let mut out: Vec<(u32, f32)> = self.heap.into_iter().map(|r| (r.0 .1, r.0 .0)).collect();
+        out.sort_by_key(|&(i, s)| std::cmp::Reverse(Cand(s, i)));
+        out
+    }
 }
 
 /// Top-`n` for user `user` (an external id). See [`RecommendOptions`].
@@ -251,7 +294,7 @@ pub fn recommend_vector(
                 *x = if b { f32::NAN } else { *x };
             }
         }
-        top_n(s.iter().enumerate().map(|(i, &x)| (i as u32, x)), n)
+        top_n_slice(&s, n)
     })
 }
 
@@ -322,6 +365,42 @@ mod tests {
             full.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
             full.truncate(n);
             assert_eq!(got, full, "n={n}");
+            assert_eq!(top_n_slice(&scores, n), full, "slice, n={n}");
+        }
+    }
+
+    #[test]
+    fn top_n_slice_equals_top_n_with_nans_ties_and_ragged_ends() {
+        // A small LCG: many equal scores (ties break by index), NaNs (never
+        // returned), infinities, lengths around the block size.
+        let mut x = 12345u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        for len in [0usize, 1, 15, 16, 17, 100, 3494] {
+            let scores: Vec<f32> = (0..len)
+                .map(|_| match next() % 20 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    2 => f32::INFINITY,
+                    v => (v % 7) as f32 - 3.0,
+                })
+                .collect();
+            for n in [0usize, 1, 3, 10, 50, len, len + 5] {
+                let want = top_n(scores.iter().enumerate().map(|(i, &s)| (i as u32, s)), n);
+                let got = top_n_slice(&scores, n);
+                assert_eq!(got.len(), want.len(), "len {len} n {n}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        g.0 == w.0 && g.1.to_bits() == w.1.to_bits(),
+                        "len {len} n {n}"
+                    );
+                    assert!(!g.1.is_nan());
+                }
+            }
         }
     }
 
