@@ -24,6 +24,8 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub shed: AtomicU64,
+    /// The lag monitor's last reading, in microseconds.
+    lag_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +46,14 @@ impl Metrics {
         self.latency_sum_micros
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records how late the lag monitor was woken.
+    pub fn set_lag(&self, late: std::time::Duration) {
+        self.lag_micros.store(
+            late.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     pub fn render(&self, version: &str, fingerprint: &str) -> String {
@@ -87,6 +97,11 @@ impl Metrics {
             s,
             "recsys_request_duration_seconds_count {}",
             self.latency_count.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP recsys_scheduler_lag_seconds How late a task due at a time last ran: the wait of a ready request for a worker.\n# TYPE recsys_scheduler_lag_seconds gauge\nrecsys_scheduler_lag_seconds {}",
+            self.lag_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(s, "# HELP recsys_model_info The model being served.");
         let _ = writeln!(s, "# TYPE recsys_model_info gauge");

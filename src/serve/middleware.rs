@@ -97,8 +97,11 @@ pub async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
                 // grow unseen in the connections. Yielding once after admission
                 // lets every ready request take its permit first, so the permits
                 // count the requests waiting for a CPU, and the ones beyond the
-                // limit are turned away at once.
-                tokio::task::yield_now().await;
+                // limit are turned away at once. It is done only while ready
+                // tasks wait long for a worker (`state::spawn_lag_monitor`).
+                if st.lagging.load(Ordering::Relaxed) {
+                    tokio::task::yield_now().await;
+                }
                 let r = match tokio::time::timeout(st.opts.timeout, next.run(req)).await {
                     Ok(r) => json_4xx(r).await,
                     Err(_) => unavailable("request timed out"),

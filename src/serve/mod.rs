@@ -30,7 +30,7 @@ pub mod state;
 
 pub use api::ApiError;
 pub use routes::app;
-pub use state::{load_served, spawn_reloaders, AppState, ServeOptions, Served};
+pub use state::{load_served, spawn_lag_monitor, spawn_reloaders, AppState, ServeOptions, Served};
 
 use std::sync::Arc;
 
@@ -83,6 +83,7 @@ pub async fn shutdown_signal() {
 pub async fn run(opts: ServeOptions, addr: std::net::SocketAddr) -> crate::Result<()> {
     let state = AppState::new(opts)?;
     spawn_reloaders(Arc::clone(&state));
+    spawn_lag_monitor(Arc::clone(&state));
     // A deep accept backlog: a flash sale opens thousands of connections at once.
     let bind = || -> std::io::Result<tokio::net::TcpListener> {
         let socket = if addr.is_ipv4() {

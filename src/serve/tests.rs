@@ -768,3 +768,45 @@ async fn integers_in_bodies_read_as_the_schema_says() {
         assert!(v["error"].is_string(), "{v}");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_lag_monitor_flags_a_runtime_whose_tasks_wait() {
+    let d = tempfile::tempdir().unwrap();
+    write_model(d.path(), "a.safetensors", 1);
+    // Threshold: a quarter of 40 ms.
+    let st = AppState::new(ServeOptions {
+        model_path: point(d.path(), "a.safetensors"),
+        timeout: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .unwrap();
+    super::spawn_lag_monitor(Arc::clone(&st));
+    let lagging = |st: &AppState| st.lagging.load(std::sync::atomic::Ordering::Relaxed);
+    // Let it run once on an idle runtime.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!lagging(&st));
+    // Hold the only worker far past the monitor's due time: it wakes late.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !lagging(&st) {
+        assert!(std::time::Instant::now() < deadline, "never flagged");
+        std::thread::sleep(Duration::from_millis(50));
+        tokio::task::yield_now().await;
+    }
+    // The reading is on /metrics: late by more than the threshold.
+    let text = call(&st, "GET", "/metrics", None, None).await.2;
+    let lag: f64 = text
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("recsys_scheduler_lag_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(lag > 0.01, "{lag}");
+    // Free again: the flag clears once the monitor runs on time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lagging(&st) {
+        assert!(std::time::Instant::now() < deadline, "never cleared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
