@@ -1,5 +1,6 @@
 //! Timestamps as they come in logs: integers (unix seconds or
-//! milliseconds, kept as given, since only their order is used) or
+//! milliseconds, kept as given, since only their order is used; digits at
+//! a date's width, `YYYYMMDD` or `YYYYMMDDhhmmss`, are read as dates) or
 //! date-time strings in a common format, detected from the values or given
 //! as a chrono `strftime` pattern (`--time-format`). Date-times become unix
 //! seconds (UTC; a value with an offset is converted).
@@ -105,6 +106,21 @@ impl TimeFormat {
         if sample.is_empty() {
             return None;
         }
+        // Digits alone at a date's width are dates, not unix times: as unix
+        // seconds 8 digits would be 1970–73, and 14 digits as milliseconds
+        // the year 2286 on. Read as integers they would keep their order
+        // but not their spacing, which time windows and splits use.
+        for (width, p) in [(14, "%Y%m%d%H%M%S"), (8, "%Y%m%d")] {
+            if sample
+                .iter()
+                .all(|s| s.len() == width && s.bytes().all(|b| b.is_ascii_digit()))
+            {
+                let f = TimeFormat::Pattern(p.into());
+                if sample.iter().all(|s| f.parse(s).is_some()) {
+                    return Some(f);
+                }
+            }
+        }
         let mut candidates = vec![TimeFormat::Integer, TimeFormat::Rfc3339];
         candidates.extend(PATTERNS.iter().map(|p| TimeFormat::Pattern(p.to_string())));
         let mut best: Option<(usize, TimeFormat)> = None;
@@ -156,6 +172,23 @@ mod tests {
             (f.clone(), f.parse("978300760123")),
             (TimeFormat::Integer, Some(978300760123))
         );
+    }
+
+    #[test]
+    fn digit_stamps_of_a_date_width_are_dates() {
+        let t = 1_291_191_960;
+        let f = TimeFormat::detect(["20101201082600", "20110113100000"]).unwrap();
+        assert_eq!(f, TimeFormat::Pattern("%Y%m%d%H%M%S".into()));
+        assert_eq!(f.parse("20101201082600"), Some(t));
+        let f = TimeFormat::detect(["20101201", "20110113"]).unwrap();
+        assert_eq!(f.parse("20101201"), Some(t - (8 * 3600 + 26 * 60)));
+        // Not a date (month 13, or another width): integers as before.
+        for v in [
+            ["20101301082600", "20110113100000"],
+            ["978300760", "978300761"],
+        ] {
+            assert_eq!(TimeFormat::detect(v), Some(TimeFormat::Integer), "{v:?}");
+        }
     }
 
     #[test]

@@ -396,8 +396,23 @@ pub fn run(cfg: &TuneConfig, progress: &mut (dyn FnMut(&Trial) + Send)) -> Resul
         algorithm: algorithm_of(&reference),
     };
     let ref_epochs = reference.params["epochs"].as_u64().unwrap_or(1) as usize;
-    let (fit_s, eval_s, value) =
-        run_batch(std::slice::from_ref(&reference), None, &train, &valid, cfg)?.remove(0);
+    // It alone may run past the deadline uncounted, so it stops at the
+    // epoch boundary from which another epoch would end past it.
+    let Some((fit_s, eval_s, value)) = run_batch(
+        std::slice::from_ref(&reference),
+        None,
+        Some(deadline),
+        &train,
+        &valid,
+        cfg,
+    )?
+    .remove(0) else {
+        return Err(Error::Other(format!(
+            "the first trial ({} with {} epochs) cannot finish within the budget of {:.0?}: \
+             give a larger --budget",
+            reference.algorithm, ref_epochs, cfg.budget
+        )));
+    };
     costs.record(&reference, ref_epochs, fit_s, eval_s);
     let t = Trial {
         id: 0,
@@ -471,9 +486,12 @@ pub fn run(cfg: &TuneConfig, progress: &mut (dyn FnMut(&Trial) + Send)) -> Resul
                     break;
                 }
                 started_any = true;
-                let done = run_batch(&batch, Some(rung), &train, &valid, cfg)?;
+                // Timed trials fit in the time left by their estimates.
+                let done = run_batch(&batch, Some(rung), None, &train, &valid, cfg)?;
                 for (c, r) in batch.into_iter().zip(done) {
-                    let (model_s, eval_s, value) = r;
+                    let Some((model_s, eval_s, value)) = r else {
+                        continue;
+                    };
                     let epochs = c.family.rungs()[rung];
                     costs.record(&c, epochs, model_s, eval_s);
                     let mut params = c.params.clone();
@@ -736,25 +754,53 @@ fn sample(
 /// Trains and scores `batch` at `rung` (`None`: with their own epochs), one
 /// thread per trial: (fit seconds, evaluation seconds, metric value) per
 /// trial, in order.
+/// What a trial's epoch callback unwinds with when the trial is stopped at
+/// its deadline (the trainers' callback cannot return an error).
+struct PastDeadline;
+
+/// Runs the trials of `batch` in parallel: (fit seconds, evaluation
+/// seconds, metric) each, or `None` for a trial stopped because another
+/// epoch would have ended past `stop_at`.
 fn run_batch(
     batch: &[Candidate],
     rung: Option<usize>,
+    stop_at: Option<Instant>,
     train: &Interactions,
     valid: &Interactions,
     cfg: &TuneConfig,
-) -> Result<Vec<(f64, f64, f64)>> {
+) -> Result<Vec<Option<(f64, f64, f64)>>> {
     std::thread::scope(|s| {
         let handles: Vec<_> = batch
             .iter()
             .map(|c| {
-                s.spawn(move || -> Result<(f64, f64, f64)> {
+                s.spawn(move || -> Result<Option<(f64, f64, f64)>> {
                     let mut p = c.params.clone();
                     if let Some(r) = rung {
                         p["epochs"] = c.family.rungs()[r].into();
                     }
+                    let epochs = p["epochs"].as_u64().unwrap_or(1).max(1) as u32;
                     let t = Trainer::from_parts(c.algorithm, &p)?;
                     let t0 = Instant::now();
-                    let model = t.fit_with(train, None, None, None, &mut |_| {})?;
+                    let mut done = 0u32;
+                    let mut watch = |_: &crate::model::EpochReport| {
+                        done += 1;
+                        let Some(d) = stop_at else { return };
+                        let now = Instant::now();
+                        let next = now + now.duration_since(t0) / done;
+                        if (done < epochs && next > d) || now > d {
+                            // Not a panic: the hook stays silent, and the
+                            // join below turns it into `None`.
+                            std::panic::resume_unwind(Box::new(PastDeadline));
+                        }
+                    };
+                    let fit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        t.fit_with(train, None, None, None, &mut watch)
+                    }));
+                    let model = match fit {
+                        Ok(m) => m?,
+                        Err(payload) if payload.is::<PastDeadline>() => return Ok(None),
+                        Err(payload) => std::panic::resume_unwind(payload),
+                    };
                     let fit_s = t0.elapsed().as_secs_f64();
                     let t1 = Instant::now();
                     let value = match cfg.metric.k {
@@ -776,7 +822,7 @@ fn run_batch(
                             r.values.get(&cfg.metric.name).copied().unwrap_or(f64::NAN)
                         }
                     };
-                    Ok((fit_s, t1.elapsed().as_secs_f64(), value))
+                    Ok(Some((fit_s, t1.elapsed().as_secs_f64(), value)))
                 })
             })
             .collect();

@@ -151,3 +151,33 @@ fn bad_tune_flags_fail_before_reading_data() {
     let e = fails(&["tune", "--data", "/no/such", "--budget", "soon"]);
     assert!(e.contains("--budget"), "{e}");
 }
+
+#[test]
+fn a_first_trial_that_cannot_finish_in_the_budget_stops_there_and_says_so() {
+    // The start: 10,000 epochs at k = 128, which no machine fits in one
+    // second. Before the first trial was bounded, tune ran it whole and then
+    // reported it.
+    let d = tmp();
+    let start = p(&d, "long.json");
+    let mut params = json(&std::fs::read_to_string(bad_start(&d)).unwrap());
+    params["params"]["epochs"] = 10_000.into();
+    params["params"]["factors"] = 128.into();
+    std::fs::write(&start, params.to_string()).unwrap();
+    let e = fails(&[
+        "tune",
+        "-q",
+        "--data",
+        &data("ml-100k/u1.base"),
+        "--start",
+        &start,
+        "--budget",
+        "1s",
+        "--out",
+        &p(&d, "best.json"),
+    ]);
+    assert!(
+        e.contains("cannot finish within the budget") && e.contains("--budget"),
+        "{e}"
+    );
+    assert!(!std::path::Path::new(&p(&d, "best.json")).exists());
+}
